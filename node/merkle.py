@@ -12,12 +12,9 @@ from collections.abc import Sequence
 
 from eth_utils import keccak
 
+from flexledger.messages.leaves import leaf_hash
+
 __all__ = ["MerkleTree", "hash_pair", "leaf_hash", "process_proof", "verify_proof"]
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """The leaf of ``data``: ``keccak256(bytes.concat(keccak256(data)))``."""
-    return keccak(keccak(data))
 
 
 def hash_pair(a: bytes, b: bytes) -> bytes:

@@ -1,0 +1,343 @@
+"""Market messages: offers (I-05), requests (I-06), validation (I-07), outcomes (I-08),
+orders and set-points (I-09), and receipts."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from flexledger.messages.common import (
+    U32,
+    U64,
+    Address,
+    Hash32,
+    Message,
+    PodCode,
+    SignedMessage,
+    b32,
+    id32,
+)
+from flexledger.messages.leaves import award_leaf
+from flexledger.time import MTU_S
+from flexledger.units import PPM, Direction
+
+__all__ = [
+    "Award",
+    "ClearingProvenance",
+    "Decision",
+    "Eligibility",
+    "MarketOutcome",
+    "Offer",
+    "Order",
+    "Receipt",
+    "Request",
+    "SessionKind",
+    "SetPoint",
+    "Validation",
+]
+
+SessionKind = Literal["day_ahead", "real_time"]
+_ZERO = bytes(32)
+
+
+def _aligned(t_s: int, what: str) -> None:
+    if t_s % MTU_S:
+        raise ValueError(f"{what} {t_s} is not aligned to a {MTU_S} s MTU")
+
+
+class Offer(SignedMessage):
+    """I-05 Data for offer: flexibility at one POD, per MTU, with a price.
+
+    Each MTU of ``[mtu_start_s, mtu_start_s + mtu_count × 900)`` may be awarded between
+    ``min_w`` and ``max_w``, or not at all: divisible when ``min_w = 0``, semi-continuous with a
+    minimum, all-or-nothing when ``min_w = max_w``. Signed by the aggregator.
+    """
+
+    eip712_type = "Offer"
+
+    session_id: str = Field(min_length=1, max_length=64)
+    aggregator: Address
+    pod: PodCode
+    direction: Direction
+    mtu_start_s: U64
+    mtu_count: int = Field(ge=1, le=96)
+    max_w: int = Field(gt=0, le=2**63 - 1)
+    min_w: U64 = 0
+    price_cents_per_mwh: U64
+    valid_until_s: U64
+    nonce: U64
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Offer:
+        _aligned(self.mtu_start_s, "mtu_start_s")
+        if self.min_w > self.max_w:
+            raise ValueError(f"min_w {self.min_w} exceeds max_w {self.max_w}")
+        return self
+
+    @property
+    def mtu_starts(self) -> list[int]:
+        return [self.mtu_start_s + i * MTU_S for i in range(self.mtu_count)]
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "aggregator": self.aggregator,
+            "pod": id32(self.pod),
+            "direction": int(self.direction),
+            "mtuStart": self.mtu_start_s,
+            "mtuCount": self.mtu_count,
+            "maxW": self.max_w,
+            "minW": self.min_w,
+            "priceCentsPerMwh": self.price_cents_per_mwh,
+            "validUntil": self.valid_until_s,
+            "nonce": self.nonce,
+        }
+
+
+class Eligibility(Message):
+    """How much of one kW at ``pod`` counts toward a DSO request (parts per million of 1)."""
+
+    pod: PodCode
+    factor_ppm: int = Field(ge=0, le=PPM)
+
+
+class Request(SignedMessage):
+    """I-06 Data for requests: a need of flexibility, located, for some MTUs.
+
+    A DSO request lists its eligible PODs with effectiveness factors and gives ``volume_w`` at
+    the most effective one; a TSO request names a substation ``area`` instead.
+    """
+
+    eip712_type = "Request"
+
+    session_id: str = Field(min_length=1, max_length=64)
+    requester: Address
+    direction: Direction
+    mtu_start_s: U64
+    mtu_count: int = Field(ge=1, le=96)
+    volume_w: int = Field(gt=0, le=2**63 - 1)
+    max_price_cents_per_mwh: U64
+    area: str | None = Field(default=None, min_length=1, max_length=64)
+    eligible: list[Eligibility] = Field(default_factory=list, max_length=10_000)
+    valid_until_s: U64
+    nonce: U64
+
+    @model_validator(mode="after")
+    def _location(self) -> Request:
+        _aligned(self.mtu_start_s, "mtu_start_s")
+        if not self.eligible and self.area is None:
+            raise ValueError("a request is located: give eligible PODs or an area")
+        pods = [e.pod for e in self.eligible]
+        if len(set(pods)) != len(pods):
+            raise ValueError("a POD appears twice in eligible")
+        return self
+
+    @property
+    def mtu_starts(self) -> list[int]:
+        return [self.mtu_start_s + i * MTU_S for i in range(self.mtu_count)]
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "requester": self.requester,
+            "direction": int(self.direction),
+            "mtuStart": self.mtu_start_s,
+            "mtuCount": self.mtu_count,
+            "volumeW": self.volume_w,
+            "maxPriceCentsPerMwh": self.max_price_cents_per_mwh,
+            "area": id32(self.area) if self.area else _ZERO,
+            "eligible": [{"pod": id32(e.pod), "factorPpm": e.factor_ppm} for e in self.eligible],
+            "validUntil": self.valid_until_s,
+            "nonce": self.nonce,
+        }
+
+
+class Award(Message):
+    """One offer serving one request in one MTU, in whole W (an I-08 line)."""
+
+    session_id: str
+    offer_hash: Hash32
+    request_hash: Hash32
+    mtu_start_s: U64
+    power_w: U64
+    price_cents_per_mwh: U64
+    pod: PodCode
+    direction: Direction
+    stage: Literal["dso", "tso"]
+    share_of_request: float = Field(ge=0, description="effective kW of this award / request volume")
+
+    def leaf(self) -> bytes:
+        return award_leaf(
+            id32(self.session_id),
+            b32(self.offer_hash),
+            b32(self.request_hash),
+            self.mtu_start_s,
+            self.power_w,
+            self.price_cents_per_mwh,
+        )
+
+    @property
+    def award_hash(self) -> str:
+        return "0x" + self.leaf().hex()
+
+
+class Decision(Message):
+    """The DSO's verdict on one preliminary award, with its reason when rejected."""
+
+    award_hash: Hash32
+    approved: bool
+    reason: str | None = Field(default=None, max_length=200)
+
+    @model_validator(mode="after")
+    def _reason(self) -> Decision:
+        if not self.approved and not self.reason:
+            raise ValueError("a rejected award needs its reason")
+        return self
+
+
+class Validation(SignedMessage):
+    """I-07 Technical validation: the DSO's decisions on a round of preliminary awards.
+
+    ``decisions_root`` is the Merkle root of the decision leaves (kind 8), in the given order.
+    """
+
+    eip712_type = "Validation"
+
+    session_id: str
+    round: int = Field(ge=1, le=2**32 - 1)
+    awards_root: Hash32
+    decisions: list[Decision]
+    decisions_root: Hash32
+    nonce: U64
+
+    @property
+    def approved_count(self) -> int:
+        return sum(d.approved for d in self.decisions)
+
+    @property
+    def rejected_count(self) -> int:
+        return sum(not d.approved for d in self.decisions)
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "round": self.round,
+            "awardsRoot": b32(self.awards_root),
+            "decisionsRoot": b32(self.decisions_root),
+            "approvedCount": self.approved_count,
+            "rejectedCount": self.rejected_count,
+            "nonce": self.nonce,
+        }
+
+
+class ClearingProvenance(Message):
+    """What computed a clearing: the pluggable class's name and version, solver and gap."""
+
+    name: str
+    version: str
+    solver: str
+    mip_gap: float = 0.0
+    stage_costs_cents: dict[str, int] = Field(default_factory=dict)
+    unmet_w: dict[str, int] = Field(default_factory=dict, description="request hash -> unmet W")
+
+
+class MarketOutcome(SignedMessage):
+    """I-08 Market outcomes: awards in economic order, preliminary (a round) or final."""
+
+    eip712_type = "MarketOutcome"
+
+    session_id: str
+    round: U32
+    final: bool
+    awards: list[Award]
+    awards_root: Hash32
+    total_cost_cents: U64
+    provenance: ClearingProvenance
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "round": self.round,
+            "final": self.final,
+            "awardsRoot": b32(self.awards_root),
+            "totalCostCents": self.total_cost_cents,
+            "awardCount": len(self.awards),
+        }
+
+
+class Order(SignedMessage):
+    """I-09 Order: the DSO or TSO moves an award for some of its MTUs (recorded on chain)."""
+
+    eip712_type = "Order"
+
+    session_id: str
+    offer_hash: Hash32
+    request_hash: Hash32
+    mtu_start_s: U64
+    mtu_count: int = Field(ge=1, le=96)
+    power_w: int = Field(gt=0, le=2**63 - 1)
+    nonce: U64
+    expiry_s: U64
+
+    @model_validator(mode="after")
+    def _aligned(self) -> Order:
+        _aligned(self.mtu_start_s, "mtu_start_s")
+        return self
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "offerHash": b32(self.offer_hash),
+            "requestHash": b32(self.request_hash),
+            "mtuStart": self.mtu_start_s,
+            "mtuCount": self.mtu_count,
+            "powerW": self.power_w,
+            "nonce": self.nonce,
+            "expiry": self.expiry_s,
+        }
+
+
+class SetPoint(SignedMessage):
+    """I-09 Set-point to a Light Node: change the POD's active power by ``power_w`` in
+    ``direction`` relative to its committed baseline, for these MTUs. Signed by the DSO."""
+
+    eip712_type = "SetPoint"
+
+    order_hash: Hash32
+    pod: PodCode
+    direction: Direction
+    mtu_start_s: U64
+    mtu_count: int = Field(ge=1, le=96)
+    power_w: U64
+    seq: U64
+    expiry_s: U64
+
+    @model_validator(mode="after")
+    def _aligned(self) -> SetPoint:
+        _aligned(self.mtu_start_s, "mtu_start_s")
+        return self
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "orderHash": b32(self.order_hash),
+            "pod": id32(self.pod),
+            "direction": int(self.direction),
+            "mtuStart": self.mtu_start_s,
+            "mtuCount": self.mtu_count,
+            "powerW": self.power_w,
+            "seq": self.seq,
+            "expiry": self.expiry_s,
+        }
+
+
+class Receipt(Message):
+    """What a service returns for an accepted submission; once the gate closes, with its
+    inclusion proof against the root committed on chain."""
+
+    kind: Literal["offer", "request", "validation", "order"]
+    hash: Hash32
+    session_id: str
+    leaf: Hash32 | None = None
+    root: Hash32 | None = None
+    proof: list[Hash32] | None = None

@@ -1,0 +1,188 @@
+"""Measurements: meter readings, 4 s samples (I-04), windows, quarterly measures (I-01),
+field sensors (I-18) and topology events."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from eth_utils import keccak
+from pydantic import Field, model_validator
+
+from flexledger.messages.common import (
+    I64,
+    U32,
+    U64,
+    Hash32,
+    Message,
+    PodCode,
+    SignedMessage,
+    b32,
+    id32,
+)
+from flexledger.messages.leaves import sample_leaf
+
+__all__ = [
+    "MeasurementBatch",
+    "MeterReading",
+    "QuarterlyMeasure",
+    "ResendRequest",
+    "Sample",
+    "SensorReading",
+    "TopologyEvent",
+    "WindowManifest",
+]
+
+
+class MeterReading(Message):
+    """What a meter gives a Light Node at one 4 s instant (load convention: + consumes)."""
+
+    pod: PodCode
+    t_s: U64
+    p_w: I64
+    q_var: I64
+    v_mv: U64
+
+
+class Sample(Message):
+    """One certified 4 s sample of a POD; its canonical encoding is its Merkle leaf preimage."""
+
+    t_s: U64
+    p_w: I64
+    q_var: I64
+    v_mv: U64
+    seq: U64
+
+    def leaf(self, pod32: bytes) -> bytes:
+        return sample_leaf(pod32, self.t_s, self.p_w, self.q_var, self.v_mv, self.seq)
+
+
+class MeasurementBatch(SignedMessage):
+    """I-04 Near real time measures: consecutive samples of one POD, signed once by its device.
+
+    One sample per message in real time; many when catching up a backlog or on an accelerated
+    clock. Published on ``flex/pod/{pod}/measure`` at QoS 1.
+    """
+
+    eip712_type = "MeasurementBatch"
+
+    pod: PodCode
+    samples: list[Sample] = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _consecutive(self) -> MeasurementBatch:
+        first = self.samples[0].seq
+        prev_t = -1
+        for i, s in enumerate(self.samples):
+            if s.seq != first + i:
+                raise ValueError(f"sample {i}: seq {s.seq} breaks the run from {first}")
+            if s.t_s <= prev_t:
+                raise ValueError(f"sample {i}: t_s {s.t_s} is not after {prev_t}")
+            prev_t = s.t_s
+        return self
+
+    def leaves(self) -> list[bytes]:
+        pod32 = id32(self.pod)
+        return [s.leaf(pod32) for s in self.samples]
+
+    def samples_hash(self) -> bytes:
+        return keccak(b"".join(self.leaves()))
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "pod": id32(self.pod),
+            "firstSeq": self.samples[0].seq,
+            "count": len(self.samples),
+            "samplesHash": self.samples_hash(),
+        }
+
+
+class WindowManifest(SignedMessage):
+    """A Light Node's closed window: its Merkle root (anchored on chain) and what it covers.
+
+    Signed by the device as a ``WindowRoot``; in concentrator mode this signed root is what the
+    concentrator batches.
+    """
+
+    eip712_type = "WindowRoot"
+
+    pod: PodCode
+    window_start_s: U64
+    root: Hash32
+    sample_count: U32
+    first_seq: U64
+    last_seq: U64
+    setpoints_hash: Hash32
+    anchor: Literal["direct", "concentrator"] = "direct"
+    tx_hash: Hash32 | None = None
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "pod": id32(self.pod),
+            "windowStart": self.window_start_s,
+            "root": b32(self.root),
+            "sampleCount": self.sample_count,
+            "setpointsHash": b32(self.setpoints_hash),
+        }
+
+
+class ResendRequest(Message):
+    """The SCD asks a Light Node to publish a window's samples again (unsigned: it only
+    causes a resend of data that is signed anyway)."""
+
+    pod: PodCode
+    window_start_s: U64
+    seqs: list[U64] = Field(default_factory=list, description="missing sequence numbers; empty: all")
+
+
+class QuarterlyMeasure(Message):
+    """I-01 Quarterly measures: a POD's energy in one MTU (15 min), from the SCD.
+
+    ``e_wh`` is net consumption (load convention); ``certified`` when every sample behind it is
+    in a certified window. History imported in bulk has ``source = "history"``.
+    """
+
+    pod: PodCode
+    mtu_start_s: U64
+    e_wh: I64
+    sample_count: U32 = 0
+    certified: bool = False
+    source: Literal["lightnode", "history"] = "lightnode"
+
+
+class SensorReading(SignedMessage):
+    """I-18 Technical measurement from a field sensor (V&C sensor, LV circuit breaker IED)."""
+
+    eip712_type = "SensorReading"
+
+    sensor_id: str = Field(min_length=1, max_length=64)
+    t_s: U64
+    v_mv: U64
+    p_w: I64 = 0
+    q_var: I64 = 0
+    i_ma: U64 = 0
+    seq: U64
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "sensor": id32(self.sensor_id),
+            "t": self.t_s,
+            "vMv": self.v_mv,
+            "pW": self.p_w,
+            "qVar": self.q_var,
+            "iMa": self.i_ma,
+            "seq": self.seq,
+        }
+
+
+class TopologyEvent(SignedMessage):
+    """A switch or line changed state (an outage, a reconfiguration), on ``flex/grid/topology``."""
+
+    eip712_type = "TopologyEvent"
+
+    element: str = Field(min_length=1, max_length=64, description="e.g. 'line:42', 'switch:7'")
+    closed: bool
+    t_s: U64
+    seq: U64
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {"element": id32(self.element), "closed": self.closed, "t": self.t_s, "seq": self.seq}
