@@ -9,8 +9,16 @@ from eth_account.signers.local import LocalAccount
 
 from flexledger.messages.common import Signed, SignedMessage
 from node.eip712 import Domain, SignatureError, hash_struct, recover_typed, sign_typed
+from node.merkle import MerkleTree
 
-__all__ = ["LocalSigner", "SignatureError", "message_hash", "sign_message", "verify_envelope"]
+__all__ = [
+    "LocalSigner",
+    "SignatureError",
+    "commitment_root",
+    "message_hash",
+    "sign_message",
+    "verify_envelope",
+]
 
 M = TypeVar("M", bound=SignedMessage)
 
@@ -50,10 +58,25 @@ def sign_message(signer: Any, message: M) -> Signed[M]:
     )
 
 
+def commitment_root(leaves: list[bytes]) -> bytes:
+    """The Merkle root a message commits to; ``bytes32(0)`` for no leaves."""
+    return MerkleTree(leaves).root if leaves else bytes(32)
+
+
 def verify_envelope(envelope: Signed[Any], domain: Domain) -> str:
-    """The address that signed the envelope's message; ``SignatureError`` when it is not the
-    claimed signer or the signature is malformed."""
+    """The address that signed the envelope's message.
+
+    Raises ``SignatureError`` when the signature is malformed, is not the claimed signer's, or
+    the data the message carries does not hash to the root it signs.
+    """
     message: SignedMessage = envelope.message
+    committed = message.commitment()
+    if committed is not None:
+        root, leaves = committed
+        if commitment_root(leaves).hex() != root.removeprefix("0x"):
+            raise SignatureError(
+                f"{message.eip712_type}: the data it carries does not hash to its signed root"
+            )
     signature = bytes.fromhex(envelope.signature.removeprefix("0x"))
     try:
         recovered = recover_typed(domain, message.eip712_type, message.eip712_message(), signature)

@@ -87,6 +87,11 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: Fields that a signature covering this message does not cover: transport metadata added
+    #: after signing (a transaction hash), or annotations derived from covered fields.
+    #: Everything else is signed, directly or through a committed root (``commitment``).
+    unsigned_fields: ClassVar[frozenset[str]] = frozenset()
+
 
 class SignedMessage(Message):
     """A message that is signed as EIP-712 typed data (docs/PROTOCOL.md)."""
@@ -96,6 +101,14 @@ class SignedMessage(Message):
     def eip712_message(self) -> dict[str, Any]:
         """The typed-data fields, camelCase, as integers, bytes and addresses."""
         raise NotImplementedError
+
+    def commitment(self) -> tuple[str, list[bytes]] | None:
+        """For a message that signs a Merkle root of data it carries: (root, leaves in order).
+
+        The verifier rebuilds the root from the leaves and refuses the message when they differ
+        (an empty list has root ``bytes32(0)``).
+        """
+        return None
 
 
 M = TypeVar("M", bound=SignedMessage)

@@ -145,7 +145,8 @@ class CustomerList(SignedMessage):
                     "pod": id32(c.pod),
                     "frOwner": c.fr_owner,
                     "device": c.device,
-                    "resourceCount": len(c.resources),
+                    "bus": id32(c.bus) if c.bus else bytes(32),
+                    "resources": [r.eip712() for r in c.resources],
                 }
                 for c in self.customers
             ],
@@ -192,6 +193,9 @@ class BrpBaseline(SignedMessage):
                 raise ValueError(f"{v.pod} has two values for MTU {v.mtu_start_s}")
             seen.add(key)
         return self
+
+    def commitment(self) -> tuple[str, list[bytes]]:
+        return self.root, self.ordered_leaves()
 
     @property
     def pods(self) -> list[str]:

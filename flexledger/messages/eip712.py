@@ -110,7 +110,8 @@ EIP712_TYPES: Final[dict[str, list[Field]]] = {
         ("pod", "bytes32"),
         ("frOwner", "address"),
         ("device", "address"),
-        ("resourceCount", "uint32"),
+        ("bus", "bytes32"),
+        ("resources", "Resource[]"),
     ],
     "DerStatus": [
         ("frOwner", "address"),

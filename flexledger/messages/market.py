@@ -18,7 +18,7 @@ from flexledger.messages.common import (
     b32,
     id32,
 )
-from flexledger.messages.leaves import award_leaf
+from flexledger.messages.leaves import award_leaf, decision_leaf
 from flexledger.time import MTU_S
 from flexledger.units import PPM, Direction
 
@@ -167,6 +167,10 @@ class Award(Message):
     stage: Literal["dso", "tso"]
     share_of_request: float = Field(ge=0, description="effective kW of this award / request volume")
 
+    # The leaf covers session, offer, request, MTU, W and price; POD and direction follow from
+    # the committed offer, stage and share from the committed request. The auditor checks them.
+    unsigned_fields = frozenset({"pod", "direction", "stage", "share_of_request"})
+
     def leaf(self) -> bytes:
         return award_leaf(
             id32(self.session_id),
@@ -193,7 +197,13 @@ class Decision(Message):
     def _reason(self) -> Decision:
         if not self.approved and not self.reason:
             raise ValueError("a rejected award needs its reason")
+        if self.approved and self.reason:
+            raise ValueError("an approved award has no reason")
         return self
+
+    def leaf(self) -> bytes:
+        reason = id32(self.reason) if self.reason else _ZERO
+        return decision_leaf(b32(self.award_hash), self.approved, reason)
 
 
 class Validation(SignedMessage):
@@ -210,6 +220,9 @@ class Validation(SignedMessage):
     decisions: list[Decision]
     decisions_root: Hash32
     nonce: U64
+
+    def commitment(self) -> tuple[str, list[bytes]]:
+        return self.decisions_root, [d.leaf() for d in self.decisions]
 
     @property
     def approved_count(self) -> int:
@@ -254,6 +267,11 @@ class MarketOutcome(SignedMessage):
     awards_root: Hash32
     total_cost_cents: U64
     provenance: ClearingProvenance
+
+    unsigned_fields = frozenset({"provenance"})
+
+    def commitment(self) -> tuple[str, list[bytes]]:
+        return self.awards_root, [a.leaf() for a in self.awards]
 
     def eip712_message(self) -> dict[str, Any]:
         return {

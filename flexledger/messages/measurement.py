@@ -115,6 +115,8 @@ class WindowManifest(SignedMessage):
     anchor: Literal["direct", "concentrator"] = "direct"
     tx_hash: Hash32 | None = None
 
+    unsigned_fields = frozenset({"first_seq", "last_seq", "anchor", "tx_hash"})
+
     def eip712_message(self) -> dict[str, Any]:
         return {
             "pod": id32(self.pod),

@@ -50,6 +50,12 @@ class SettlementOutcome(SignedMessage):
     status: SettlementStatus
     reason: str | None = None
 
+    # Derived from the award (its hash covers offer, POD and MTU) and from the signed amounts;
+    # the auditor recomputes all of them.
+    unsigned_fields = frozenset(
+        {"offer_hash", "pod", "mtu_start_s", "awarded_wh", "windows_s", "status", "reason"}
+    )
+
     def eip712_message(self) -> dict[str, Any]:
         return {
             "session": id32(self.session_id),

@@ -1,0 +1,46 @@
+"""Merkle trees: proofs verify, and fail for any changed leaf or proof."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flexledger.messages.leaves import leaf_hash, sample_data, sample_leaf
+from node.merkle import MerkleTree, verify_proof
+
+leaves_st = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=70)
+
+
+@given(leaves_st, st.data())
+def test_every_proof_verifies_and_a_changed_leaf_fails(leaves: list[bytes], data: st.DataObject) -> None:
+    tree = MerkleTree(leaves)
+    i = data.draw(st.integers(0, len(leaves) - 1))
+    proof = tree.proof(i)
+    assert verify_proof(tree.root, leaves[i], proof)
+    changed = bytes([leaves[i][0] ^ 1]) + leaves[i][1:]
+    assert not verify_proof(tree.root, changed, proof)
+    if proof:
+        bad = [bytes([proof[0][0] ^ 0x80]) + proof[0][1:], *proof[1:]]
+        assert not verify_proof(tree.root, leaves[i], bad)
+
+
+def test_single_leaf_and_empty_tree() -> None:
+    leaf = leaf_hash(b"x")
+    assert MerkleTree([leaf]).root == leaf
+    assert MerkleTree([leaf]).proof(0) == []
+    with pytest.raises(ValueError):
+        MerkleTree([])
+
+
+def test_proof_length_is_logarithmic() -> None:
+    leaves = [sample_leaf(b"\x01" * 32, 4 * i, i, 0, 230_000, i) for i in range(225)]
+    tree = MerkleTree(leaves)
+    assert max(len(tree.proof(i)) for i in range(225)) == 8
+
+
+def test_sample_encoding_is_fixed_width_and_range_checked() -> None:
+    data = sample_data(b"\x01" * 32, 1_000, -5, 7, 230_000, 3)
+    assert len(data) == 7 * 32 and data[31] == 1  # kind 1 in the first word
+    with pytest.raises(ValueError, match="p_w"):
+        sample_data(b"\x01" * 32, 1_000, 2**63, 0, 0, 0)
