@@ -1,0 +1,41 @@
+# flexledger — two commands for a new user: `make demo` and `make test`.
+# Everything else is set up by `make setup`, which both run when needed.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-stamp
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test demo lint bench compile clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) ## Create .venv, install the project with all extras, install the pinned npm chain tools
+
+$(STAMP): pyproject.toml package.json package-lock.json
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(STAMP)
+
+test: setup ## Run the whole test suite (real anvil, MQTT brokers, SQLite and PostgreSQL)
+	$(VENV)/bin/pytest
+
+demo: setup ## Run what exists of the market day on the embedded default
+	$(VENV)/bin/flexledger demo
+
+lint: setup ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy flexledger node scripts bench
+
+bench: setup ## Run every benchmark in bench/ (each prints a JSON line last)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+compile: setup ## Recompile contracts/ into node/artifacts/ (committed; nothing at run time needs solc)
+	$(PY) scripts/compile_contracts.py
+
+clean: ## Remove the embedded default's state (.flexledger/)
+	rm -rf .flexledger
