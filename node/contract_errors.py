@@ -27,8 +27,12 @@ class ContractError(Exception):
         return dict(zip(self.fields, self.values, strict=False))
 
     def __str__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
+        args = ", ".join(f"{k}={_show(v)}" for k, v in self.kwargs.items())
         return f"{type(self).__name__}({args})"
+
+
+def _show(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else repr(value)
 
 
 class UnknownContractError(ContractError):
