@@ -91,7 +91,8 @@ class EventReader:
         for client in contracts:
             for item in client.contract.abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
-                    key = (to_checksum_address(client.address), event_abi_to_log_topic(item))
+                    topic = event_abi_to_log_topic(item)  # type: ignore[arg-type]
+                    key = (to_checksum_address(client.address), topic)
                     self._abis[key] = item
         self.next_block = from_block
         self._seen: tuple[int, bytes] | None = None
@@ -158,7 +159,7 @@ class EventReader:
             {
                 "fromBlock": first,
                 "toBlock": last,
-                "address": self.addresses,  # type: ignore[typeddict-item]
+                "address": self.addresses,
             }
         )
         out: list[ChainEvent] = []
