@@ -33,7 +33,15 @@ from node.addressbook import CONTRACT_NAMES, AddressBook
 from node.contracts import FlexContracts, load_artifact, role_id, send_transaction
 from node.ids import id32
 
-__all__ = ["DeployPlan", "apply_plan", "deploy", "fund", "is_anvil", "reuse_book"]
+__all__ = [
+    "DeployPlan",
+    "apply_plan",
+    "deploy",
+    "deploy_contract",
+    "fund",
+    "is_anvil",
+    "reuse_book",
+]
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +116,10 @@ def fund(w3: Web3, deployer: LocalAccount, balances: Mapping[str, int]) -> None:
             send_transaction(w3, deployer, address, b"", value=target - have, gas=21_000)
 
 
-def _deploy_one(
+def deploy_contract(
     w3: Web3, deployer: LocalAccount, name: str, types: list[str], args: list[Any]
 ) -> str:
+    """Deploy one contract from its artifact with ABI-encoded constructor arguments."""
     artifact = load_artifact(name)
     data = bytes.fromhex(artifact["bytecode"][2:]) + abi_encode(types, args)
     receipt = send_transaction(w3, deployer, None, data)
@@ -174,17 +183,17 @@ def deploy(
 def _deploy_all(w3: Web3, deployer: LocalAccount, window_seconds: int) -> AddressBook:
     start = w3.eth.block_number + 1
     a: dict[str, str] = {}
-    a["FlexRoles"] = _deploy_one(w3, deployer, "FlexRoles", ["address"], [deployer.address])
+    a["FlexRoles"] = deploy_contract(w3, deployer, "FlexRoles", ["address"], [deployer.address])
     roles = a["FlexRoles"]
-    a["MeasurementAnchor"] = _deploy_one(
+    a["MeasurementAnchor"] = deploy_contract(
         w3, deployer, "MeasurementAnchor", ["address", "uint64"], [roles, window_seconds]
     )
-    a["BaselineRegistry"] = _deploy_one(w3, deployer, "BaselineRegistry", ["address"], [roles])
-    a["FlexMarket"] = _deploy_one(w3, deployer, "FlexMarket", ["address"], [roles])
-    a["SettlementToken"] = _deploy_one(
+    a["BaselineRegistry"] = deploy_contract(w3, deployer, "BaselineRegistry", ["address"], [roles])
+    a["FlexMarket"] = deploy_contract(w3, deployer, "FlexMarket", ["address"], [roles])
+    a["SettlementToken"] = deploy_contract(
         w3, deployer, "SettlementToken", ["address"], [deployer.address]
     )
-    a["Settlement"] = _deploy_one(
+    a["Settlement"] = deploy_contract(
         w3,
         deployer,
         "Settlement",
