@@ -55,14 +55,18 @@ contract FlexRoles is AccessControl, EIP712, IFlexRoles {
     }
 
     /// @notice Revoke FR_OWNER_ROLE from a customer of the calling aggregator.
+    /// @dev The admin may revoke too, so that the owners of an aggregator whose role was
+    /// revoked can be cleaned up.
     /// @param owner The FR owner's key.
     function revokeFrOwner(address owner) external {
-        if (_aggregatorOf[owner] != msg.sender || !hasRole(AGGREGATOR_ROLE, msg.sender)) {
+        address aggregator = _aggregatorOf[owner];
+        bool ownAggregator = aggregator == msg.sender && hasRole(AGGREGATOR_ROLE, msg.sender);
+        if (aggregator == address(0) || !(ownAggregator || hasRole(DEFAULT_ADMIN_ROLE, msg.sender))) {
             revert FlexRolesNotOwnersAggregator(owner, msg.sender);
         }
         delete _aggregatorOf[owner];
         _revokeRole(FR_OWNER_ROLE, owner);
-        emit FrOwnerRevoked(owner, msg.sender);
+        emit FrOwnerRevoked(owner, aggregator);
     }
 
     /// @notice Bind a field sensor key to a sensor id and grant it FIELD_SENSOR_ROLE; a new key

@@ -181,3 +181,15 @@ def test_domain_and_signer_recovery_agree_with_python(chain: Chain) -> None:
     assert recover_typed(domain, "Order", o, sig) == p.tso.address
     assert c.roles.recover_signer(struct_hash, b"\x01" * 10) is None
     assert role_id("DSO") == role_id("DSO_ROLE") != role_id("TSO")
+
+
+def test_admin_can_revoke_an_owner(chain: Chain) -> None:
+    c, p = chain.c, chain.p
+    c.roles.grant_fr_owner(p.aggregator, p.owner.address)
+    c.roles.revoke_role(p.deployer, "AGGREGATOR", p.aggregator.address)
+    with pytest.raises(FlexRolesNotOwnersAggregator):  # no longer an aggregator
+        c.roles.revoke_fr_owner(p.aggregator, p.owner.address)
+    c.roles.revoke_fr_owner(p.deployer, p.owner.address)
+    assert not c.roles.has_role("FR_OWNER", p.owner.address)
+    with pytest.raises(FlexRolesNotOwnersAggregator):  # nothing left to revoke
+        c.roles.revoke_fr_owner(p.deployer, p.owner.address)
