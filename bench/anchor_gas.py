@@ -128,7 +128,7 @@ def bench_batched(c: FlexContracts, concentrator: Any, n_batches: int) -> Mode:
         )
         n_samples = SAMPLES_PER_WINDOW * DEVICES_PER_BATCH
         receipt = c.anchor.anchor_batch(
-            concentrator, b + 1, batch.root, DEVICES_PER_BATCH, n_samples, gas=150_000
+            concentrator, b + 1, batch.root, DEVICES_PER_BATCH, n_samples
         )
         mode.add(receipt["gasUsed"], n_samples)
         if b == 0:
