@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-from flexledger.messages.measurement import MeterReading
 from flexledger.messages.market import SetPoint
+from flexledger.messages.measurement import MeterReading
 
 __all__ = ["Bms", "Clock", "MeterSource", "Signer"]
 

@@ -39,7 +39,7 @@ class ChainSettings(_Flex):
     )
     address_book: Path | None = Field(
         default=None,
-        description="Address book JSON written by 'flexledger deploy' (default: <home>/addresses.json).",
+        description="Address book JSON from 'flexledger deploy' (default: <home>/addresses.json).",
     )
     chain_timeout_s: float = Field(default=30.0, description="Seconds to wait for a receipt.")
 

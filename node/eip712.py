@@ -97,10 +97,7 @@ def _encode_atomic(typ: str, value: Any, field: str) -> bytes:
             raise ValueError(f"{field}: expected 32 bytes")
         return bytes(value)
     if typ == "address":
-        if isinstance(value, str):
-            raw = bytes.fromhex(value.removeprefix("0x"))
-        else:
-            raw = bytes(value)
+        raw = bytes.fromhex(value.removeprefix("0x")) if isinstance(value, str) else bytes(value)
         if len(raw) != 20:
             raise ValueError(f"{field}: {value!r} is not an address")
         return bytes(12) + raw
@@ -135,7 +132,9 @@ def hash_struct(primary_type: str, message: Mapping[str, Any]) -> bytes:
     if missing:
         raise ValueError(f"{primary_type}: missing field(s) {', '.join(missing)}")
     parts = [type_hash(primary_type)]
-    parts.extend(_encode_value(typ, message[name], f"{primary_type}.{name}") for name, typ in fields)
+    parts.extend(
+        _encode_value(typ, message[name], f"{primary_type}.{name}") for name, typ in fields
+    )
     return keccak(b"".join(parts))
 
 
@@ -150,7 +149,9 @@ def sign_digest(private_key: bytes, digest: bytes) -> bytes:
     return sig[:64] + bytes([sig[64] + 27])
 
 
-def sign_typed(account: Any, domain: Domain, primary_type: str, message: Mapping[str, Any]) -> bytes:
+def sign_typed(
+    account: Any, domain: Domain, primary_type: str, message: Mapping[str, Any]
+) -> bytes:
     """Sign a typed message with an eth-account ``LocalAccount`` (or anything with ``.key``)."""
     return sign_digest(bytes(account.key), typed_digest(domain, primary_type, message))
 

@@ -29,7 +29,7 @@ def message_hash(message: SignedMessage) -> bytes:
 
 
 class LocalSigner:
-    """A key held in this process, signing in one domain (implements ``flexledger.protocols.Signer``)."""
+    """A key held in this process, signing in one domain (a ``flexledger.protocols.Signer``)."""
 
     def __init__(self, account: LocalAccount, domain: Domain) -> None:
         self._account = account
@@ -53,7 +53,7 @@ class LocalSigner:
 def sign_message(signer: Any, message: M) -> Signed[M]:
     """Wrap ``message`` in a ``Signed`` envelope signed by ``signer`` (a ``Signer``)."""
     signature = signer.sign_typed(message.eip712_type, message.eip712_message())
-    return Signed[type(message)](  # type: ignore[misc]
+    return Signed[type(message)](  # type: ignore[misc,operator]
         message=message, signer=signer.address, signature="0x" + signature.hex()
     )
 

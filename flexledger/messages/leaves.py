@@ -21,10 +21,10 @@ __all__ = [
     "KIND_SETPOINT",
     "KIND_WINDOW",
     "award_data",
-    "leaf_hash",
     "award_leaf",
     "baseline_leaf",
     "decision_leaf",
+    "leaf_hash",
     "offer_leaf",
     "request_leaf",
     "sample_data",
@@ -74,7 +74,10 @@ def sample_leaf(pod: bytes, t: int, p_w: int, q_var: int, v_mv: int, seq: int) -
 def setpoint_leaf(pod: bytes, setpoint_hash: bytes, received_at: int) -> bytes:
     """A set-point a Light Node received, in its window's tree (kind 2)."""
     return leaf_hash(
-        encode(["uint8", "bytes32", "bytes32", "uint64"], [KIND_SETPOINT, pod, setpoint_hash, received_at])
+        encode(
+            ["uint8", "bytes32", "bytes32", "uint64"],
+            [KIND_SETPOINT, pod, setpoint_hash, received_at],
+        )
     )
 
 
@@ -131,9 +134,13 @@ def award_leaf(
 def baseline_leaf(pod: bytes, mtu_start: int, e_wh: int) -> bytes:
     """A BRP baseline value for one POD and MTU, in integer Wh (kind 7)."""
     _check("e_wh", e_wh, _INT64)
-    return leaf_hash(encode(["uint8", "bytes32", "uint64", "int64"], [KIND_BASELINE, pod, mtu_start, e_wh]))
+    return leaf_hash(
+        encode(["uint8", "bytes32", "uint64", "int64"], [KIND_BASELINE, pod, mtu_start, e_wh])
+    )
 
 
 def decision_leaf(award: bytes, approved: bool, reason: bytes) -> bytes:
     """One decision of a DSO validation round (kind 8); ``reason`` is zero when approved."""
-    return leaf_hash(encode(["uint8", "bytes32", "bool", "bytes32"], [KIND_DECISION, award, approved, reason]))
+    return leaf_hash(
+        encode(["uint8", "bytes32", "bool", "bytes32"], [KIND_DECISION, award, approved, reason])
+    )

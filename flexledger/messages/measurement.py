@@ -133,7 +133,9 @@ class ResendRequest(Message):
 
     pod: PodCode
     window_start_s: U64
-    seqs: list[U64] = Field(default_factory=list, description="missing sequence numbers; empty: all")
+    seqs: list[U64] = Field(
+        default_factory=list, description="missing sequence numbers; empty: all"
+    )
 
 
 class QuarterlyMeasure(Message):
@@ -187,4 +189,9 @@ class TopologyEvent(SignedMessage):
     seq: U64
 
     def eip712_message(self) -> dict[str, Any]:
-        return {"element": id32(self.element), "closed": self.closed, "t": self.t_s, "seq": self.seq}
+        return {
+            "element": id32(self.element),
+            "closed": self.closed,
+            "t": self.t_s,
+            "seq": self.seq,
+        }

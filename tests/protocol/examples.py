@@ -76,15 +76,23 @@ def _awards() -> list[Award]:
 
 
 def examples() -> list[SignedMessage]:
-    samples = [Sample(t_s=DAY + 4 * i, p_w=1500 - i, q_var=200, v_mv=231_000, seq=i) for i in range(5)]
+    samples = [
+        Sample(t_s=DAY + 4 * i, p_w=1500 - i, q_var=200, v_mv=231_000, seq=i) for i in range(5)
+    ]
     baseline_values = [
-        BaselineValue(pod=p, mtu_start_s=DAY + 900 * k, e_wh=400 + k) for p in (POD, POD2) for k in range(4)
+        BaselineValue(pod=p, mtu_start_s=DAY + 900 * k, e_wh=400 + k)
+        for p in (POD, POD2)
+        for k in range(4)
     ]
     baseline_root = commitment_root(
         [v.leaf() for v in sorted(baseline_values, key=lambda v: (v.pod, v.mtu_start_s))]
     )
     decisions = [
-        Decision(award_hash=a.award_hash, approved=i != 1, reason=None if i != 1 else "overvoltage bus:12")
+        Decision(
+            award_hash=a.award_hash,
+            approved=i != 1,
+            reason=None if i != 1 else "overvoltage bus:12",
+        )
         for i, a in enumerate(_awards())
     ]
     awards = _awards()
@@ -110,7 +118,10 @@ def examples() -> list[SignedMessage]:
             mtu_count=4,
             volume_w=50_000,
             max_price_cents_per_mwh=30_000,
-            eligible=[Eligibility(pod=POD, factor_ppm=1_000_000), Eligibility(pod=POD2, factor_ppm=420_000)],
+            eligible=[
+                Eligibility(pod=POD, factor_ppm=1_000_000),
+                Eligibility(pod=POD2, factor_ppm=420_000),
+            ],
             valid_until_s=DAY,
             nonce=1,
         ),
@@ -165,15 +176,27 @@ def examples() -> list[SignedMessage]:
         CustomerList(
             aggregator=AGG,
             day_s=DAY,
-            customers=[CustomerEntry(pod=POD, fr_owner=OWNER, device=DEVICE, resources=[_resource()])],
+            customers=[
+                CustomerEntry(pod=POD, fr_owner=OWNER, device=DEVICE, resources=[_resource()])
+            ],
             nonce=2,
         ),
-        DerStatus(fr_owner=OWNER, aggregator=AGG, pod=POD, day_s=DAY, resources=[_resource()], nonce=1),
+        DerStatus(
+            fr_owner=OWNER, aggregator=AGG, pod=POD, day_s=DAY, resources=[_resource()], nonce=1
+        ),
         DerPlanning(
             aggregator=AGG,
             fr_owner=OWNER,
             pod=POD,
-            items=[PlanItem(offer_hash=H1, direction=Direction.UP, mtu_start_s=DAY, mtu_count=4, power_w=2500)],
+            items=[
+                PlanItem(
+                    offer_hash=H1,
+                    direction=Direction.UP,
+                    mtu_start_s=DAY,
+                    mtu_count=4,
+                    power_w=2500,
+                )
+            ],
             nonce=5,
         ),
         SettlementOutcome(
@@ -193,6 +216,8 @@ def examples() -> list[SignedMessage]:
             baseline_root=H2,
             status="partially_paid",
         ),
-        SensorReading(sensor_id="vc:bus12", t_s=DAY, v_mv=10_412_000, p_w=-20_000, q_var=100, i_ma=1200, seq=1),
+        SensorReading(
+            sensor_id="vc:bus12", t_s=DAY, v_mv=10_412_000, p_w=-20_000, q_var=100, i_ma=1200, seq=1
+        ),
         TopologyEvent(element="line:40", closed=False, t_s=DAY + 3600, seq=1),
     ]

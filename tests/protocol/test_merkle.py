@@ -13,7 +13,9 @@ leaves_st = st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=7
 
 
 @given(leaves_st, st.data())
-def test_every_proof_verifies_and_a_changed_leaf_fails(leaves: list[bytes], data: st.DataObject) -> None:
+def test_every_proof_verifies_and_a_changed_leaf_fails(
+    leaves: list[bytes], data: st.DataObject
+) -> None:
     tree = MerkleTree(leaves)
     i = data.draw(st.integers(0, len(leaves) - 1))
     proof = tree.proof(i)

@@ -23,7 +23,7 @@ DAY = day_start_s(date(2026, 11, 29))
 
 
 def test_day_and_mtus() -> None:
-    assert DAY == to_s(datetime(2026, 11, 29, tzinfo=UTC))
+    assert to_s(datetime(2026, 11, 29, tzinfo=UTC)) == DAY
     mtus = day_mtus(DAY + 5000)
     assert len(mtus) == MTUS_PER_DAY == 96 and mtus[0] == DAY and mtus[-1] == DAY + 95 * 900
     assert mtu_index(DAY + 95 * 900 + 899) == 95

@@ -61,9 +61,13 @@ hashes = st.binary(min_size=32, max_size=32)
 
 @given(
     st.integers(-(10**9), 10**9),
-    st.lists(st.tuples(hashes, st.integers(0, 10**7)), min_size=1, max_size=12, unique_by=lambda t: t[0]),
+    st.lists(
+        st.tuples(hashes, st.integers(0, 10**7)), min_size=1, max_size=12, unique_by=lambda t: t[0]
+    ),
 )
-def test_split_conserves_and_remainder_goes_to_smallest_hash(total: int, awards: list[tuple[bytes, int]]) -> None:
+def test_split_conserves_and_remainder_goes_to_smallest_hash(
+    total: int, awards: list[tuple[bytes, int]]
+) -> None:
     shares = split_delivery(total, awards)
     assert sum(shares.values()) == total
     weight = sum(w for _, w in awards)
