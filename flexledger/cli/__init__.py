@@ -1,0 +1,95 @@
+"""The ``flexledger`` command (floor 4): wires the packages together; nothing imports it.
+
+Heavy imports happen inside the commands so that ``flexledger --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from flexledger.cli.chain import chain_app, deploy_command, devnet_command
+from flexledger.cli.demo import demo_command
+from flexledger.settings import HomeSettings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="flexledger",
+    help="A local flexibility market settled from measurements certified on an Ethereum ledger.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+@app.callback()
+def _root(
+    home: Annotated[
+        Path | None,
+        typer.Option(envvar="FLEX_HOME", help="State folder of the embedded default."),
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option(envvar="FLEX_LOG_LEVEL", help="Logging level: DEBUG, INFO, WARNING.")
+    ] = "WARNING",
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
+    if home is not None:
+        import os
+
+        os.environ["FLEX_HOME"] = str(home)
+
+
+@app.command("version")
+def version_command() -> None:
+    """Print the flexledger version."""
+    from importlib.metadata import version
+
+    console.print(f"flexledger {version('flexledger')}")
+
+
+@app.command("keys")
+def keys_command(
+    name: Annotated[str, typer.Argument(help="Dev key name, e.g. dso, market, ln:IT001E00000001")],
+    keystore: Annotated[
+        Path | None, typer.Option(help="Also write it as an encrypted keystore to this file.")
+    ] = None,
+) -> None:
+    """Show the address of a deterministic dev key (devnets only: anyone can derive it)."""
+    import os
+
+    from node.keys import dev_account, save_keystore
+
+    account = dev_account(name)
+    console.print(f"{name}: {account.address}")
+    if keystore is not None:
+        save_keystore(account, keystore, os.environ.get("FLEX_KEY_PASSWORD", ""))
+        console.print(f"keystore written to {keystore}")
+
+
+app.command("devnet")(devnet_command)
+app.command("deploy")(deploy_command)
+app.add_typer(chain_app, name="chain")
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def home_dir() -> Path:
+    return HomeSettings().home
