@@ -28,6 +28,7 @@ import json
 import logging
 import random
 import secrets
+import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -345,6 +346,8 @@ class MqttClient:
         self._filters: dict[str, int] = {}  # filter -> highest QoS asked
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._hooks: list[Callable[[], Awaitable[None]]] = []
+        self._hook_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, wait_s: float | None = None) -> None:
@@ -362,6 +365,8 @@ class MqttClient:
             await sub._stop()
         self._subs.clear()
         self._filters.clear()
+        for task in list(self._hook_tasks):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
@@ -416,6 +421,9 @@ class MqttClient:
             timeout=self.timeout_s,
             tls_context=tls,
             will=self._will,
+            # Small messages that answer other small messages (a PUBACK, then a clock report)
+            # otherwise wait ~40 ms each for Nagle's algorithm and the peer's delayed ACK.
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
 
     async def _supervise(self) -> None:
@@ -435,6 +443,7 @@ class MqttClient:
                     self._down.clear()
                     self._up.set()
                     backoff = self.backoff_min_s
+                    self._run_reconnect_hooks()
                     async for message in client.messages:
                         self._dispatch(str(message.topic), _payload_bytes(message.payload))
             except aiomqtt.MqttError as exc:
@@ -452,6 +461,32 @@ class MqttClient:
                 break
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.backoff_max_s)
+
+    def add_reconnect_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Call ``hook()`` (in a task) after every reconnection, once subscriptions are back.
+
+        For state that a clean session loses and that QoS 0 does not repeat: a clock
+        participant re-joins and re-reports, the clock server re-publishes its state.
+        """
+        self._hooks.append(hook)
+
+    def remove_reconnect_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        with contextlib.suppress(ValueError):
+            self._hooks.remove(hook)
+
+    def _run_reconnect_hooks(self) -> None:
+        if self.connects <= 1:
+            return
+        for hook in list(self._hooks):
+            task = asyncio.create_task(self._run_hook(hook))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+
+    async def _run_hook(self, hook: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await hook()
+        except Exception:
+            log.exception("MQTT %s: reconnect hook %r failed", self.client_id, hook)
 
     def _dispatch(self, topic: str, payload: bytes) -> None:
         matched = False

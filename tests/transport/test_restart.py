@@ -1,4 +1,5 @@
-"""A subscriber and a publisher live through a broker restart (a private Mosquitto)."""
+"""Clients live through a broker restart (a private Mosquitto, stopped and started again on
+the same port)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from typing import Any
 import pytest
 
 from flexledger.messages import ResendRequest
-from flexledger.transport import MosquittoProcess, MqttClient, Topics, unique_client_id
+from flexledger.time import ScenarioClock
+from flexledger.transport import (
+    MosquittoProcess,
+    MqttClient,
+    MqttClockClient,
+    MqttClockServer,
+    Topics,
+    unique_client_id,
+)
 from tests.transport.helpers import POD, eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(30)]
@@ -87,3 +96,36 @@ async def test_durable_session_gets_what_was_published_while_it_was_away(
         await sub_client.subscribe(topics.all_pod_resends(), ResendRequest, on_msg)
         async with sub_client:
             await eventually(lambda: got == [900])
+
+
+async def test_remote_clock_keeps_ticking_through_a_broker_restart(
+    mosquitto: MosquittoProcess, topics: Topics
+) -> None:
+    """Clock state and reports are QoS 0: after the restart the server re-publishes its state
+    and the participant joins and reports again, so the scenario goes on."""
+    t0 = 1_767_225_600
+    clock = ScenarioClock(t0, step_s=4)
+    async with (
+        _client(mosquitto, "world") as world,
+        _client(mosquitto, "actor") as conn,
+        MqttClockServer(clock, world, topics=topics),
+    ):
+        actor = MqttClockClient("ln-a", conn, topics=topics, resend_s=0.1)
+        await actor.start()
+
+        async def participant(until_s: int) -> None:
+            while actor.now_s() < until_s:
+                await actor.sleep_until(actor.now_s() + 4)
+
+        first = asyncio.create_task(participant(t0 + 12))
+        await asyncio.wait_for(clock.run_until(t0 + 12), 5)
+        await asyncio.wait_for(first, 5)
+
+        await mosquitto.restart()
+        await world.wait_connected(5)
+        await conn.wait_connected(5)
+        second = asyncio.create_task(participant(t0 + 24))
+        await asyncio.wait_for(clock.run_until(t0 + 24), 10)
+        await asyncio.wait_for(second, 5)
+        assert actor.now_s() == t0 + 24
+        await actor.stop()
