@@ -20,7 +20,8 @@
 | I-16 | ``DsoPayment`` | on-chain transfer |
 | I-17 | ``AggregatorPayment`` | on-chain transfer |
 | I-18 | ``SensorReading`` | field sensor |
-| —    | ``TopologyEvent``, ``WindowManifest``, ``ResendRequest``, ``MeterReading``, ``Receipt`` | |
+| —    | ``TopologyEvent``, ``WindowManifest``, ``ResendRequest``, ``MeterReading`` | |
+| —    | ``Receipt``, ``SessionCommand``, ``MeasureHistory`` | |
 """
 
 from flexledger.messages.common import (
@@ -57,10 +58,13 @@ from flexledger.messages.market import (
     Order,
     Receipt,
     Request,
+    SessionAction,
+    SessionCommand,
     SetPoint,
     Validation,
 )
 from flexledger.messages.measurement import (
+    MeasureHistory,
     MeasurementBatch,
     MeterReading,
     QuarterlyMeasure,
@@ -113,6 +117,8 @@ SIGNED_TYPES: dict[str, type[SignedMessage]] = {
         SettlementOutcome,
         SensorReading,
         TopologyEvent,
+        SessionCommand,
+        MeasureHistory,
     )
 }
 
@@ -137,6 +143,7 @@ __all__ = [
     "GridConfiguration",
     "Hash32",
     "MarketOutcome",
+    "MeasureHistory",
     "MeasurementBatch",
     "Message",
     "MeterReading",
@@ -152,6 +159,8 @@ __all__ = [
     "ResourceKind",
     "Sample",
     "SensorReading",
+    "SessionAction",
+    "SessionCommand",
     "SetPoint",
     "SettlementOutcome",
     "Signed",

@@ -163,6 +163,21 @@ EIP712_TYPES: Final[dict[str, list[Field]]] = {
         ("iMa", "uint64"),
         ("seq", "uint64"),
     ],
+    "SessionCommand": [
+        ("session", "bytes32"),
+        ("action", "uint8"),
+        ("kind", "uint8"),
+        ("deliveryStart", "uint64"),
+        ("mtuCount", "uint32"),
+        ("nonce", "uint64"),
+        ("expiry", "uint64"),
+    ],
+    "MeasureHistory": [
+        ("uploader", "address"),
+        ("valuesHash", "bytes32"),
+        ("count", "uint32"),
+        ("nonce", "uint64"),
+    ],
     "TopologyEvent": [
         ("element", "bytes32"),
         ("closed", "bool"),

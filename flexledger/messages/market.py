@@ -3,6 +3,7 @@ orders and set-points (I-09), and receipts."""
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -32,6 +33,8 @@ __all__ = [
     "Order",
     "Receipt",
     "Request",
+    "SessionAction",
+    "SessionCommand",
     "SessionKind",
     "SetPoint",
     "Validation",
@@ -39,6 +42,17 @@ __all__ = [
 
 SessionKind = Literal["day_ahead", "real_time"]
 _ZERO = bytes(32)
+_KINDS: dict[str, int] = {"day_ahead": 0, "real_time": 1}
+
+
+class SessionAction(IntEnum):
+    """What the market operator tells its platform to do with a session."""
+
+    OPEN = 0
+    CLOSE_GATE = 1
+    CLEAR = 2
+    FINALIZE = 3
+    SETTLE = 4
 
 
 def _aligned(t_s: int, what: str) -> None:
@@ -359,3 +373,30 @@ class Receipt(Message):
     leaf: Hash32 | None = None
     root: Hash32 | None = None
     proof: list[Hash32] | None = None
+
+
+class SessionCommand(SignedMessage):
+    """The market operator's command to its platform: open a session, close its gate, clear,
+    finalize, settle. Signed by the market operator key (the same key that commits on chain);
+    the platform also runs them itself on its clock (gate closure time)."""
+
+    eip712_type = "SessionCommand"
+
+    session_id: str = Field(min_length=1, max_length=64)
+    action: SessionAction
+    kind: SessionKind = "day_ahead"
+    delivery_start_s: U64 = 0
+    mtu_count: int = Field(default=96, ge=1, le=96)
+    nonce: U64
+    expiry_s: U64
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "session": id32(self.session_id),
+            "action": int(self.action),
+            "kind": _KINDS[self.kind],
+            "deliveryStart": self.delivery_start_s,
+            "mtuCount": self.mtu_count,
+            "nonce": self.nonce,
+            "expiry": self.expiry_s,
+        }

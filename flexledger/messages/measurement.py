@@ -12,6 +12,7 @@ from flexledger.messages.common import (
     I64,
     U32,
     U64,
+    Address,
     Hash32,
     Message,
     PodCode,
@@ -22,6 +23,7 @@ from flexledger.messages.common import (
 from flexledger.messages.leaves import sample_leaf
 
 __all__ = [
+    "MeasureHistory",
     "MeasurementBatch",
     "MeterReading",
     "QuarterlyMeasure",
@@ -194,4 +196,40 @@ class TopologyEvent(SignedMessage):
             "closed": self.closed,
             "t": self.t_s,
             "seq": self.seq,
+        }
+
+
+class MeasureHistory(SignedMessage):
+    """A bulk import of historical quarterly measures (I-01) into the SCD, for forecasts.
+
+    Signed by the uploader (the DSO as meter operator); the signature covers the keccak of the
+    values' ABI encodings (POD id, MTU, Wh, sample count, certified, id of the source), which
+    the SCD recomputes.
+    """
+
+    eip712_type = "MeasureHistory"
+
+    uploader: Address
+    values: list[QuarterlyMeasure] = Field(min_length=1, max_length=2_000_000)
+    nonce: U64
+
+    def values_hash(self) -> bytes:
+        from eth_abi import encode
+
+        types = ["bytes32", "uint64", "int64", "uint32", "bool", "bytes32"]
+        parts = [
+            encode(
+                types,
+                [id32(v.pod), v.mtu_start_s, v.e_wh, v.sample_count, v.certified, id32(v.source)],
+            )
+            for v in self.values
+        ]
+        return keccak(b"".join(parts))
+
+    def eip712_message(self) -> dict[str, Any]:
+        return {
+            "uploader": self.uploader,
+            "valuesHash": self.values_hash(),
+            "count": len(self.values),
+            "nonce": self.nonce,
         }

@@ -14,15 +14,19 @@ from flexledger.messages import (
     DerStatus,
     Eligibility,
     MarketOutcome,
+    MeasureHistory,
     MeasurementBatch,
     Offer,
     Order,
     PlanItem,
+    QuarterlyMeasure,
     Request,
     ResourceInfo,
     ResourceKind,
     Sample,
     SensorReading,
+    SessionAction,
+    SessionCommand,
     SetPoint,
     SettlementOutcome,
     SignedMessage,
@@ -220,4 +224,19 @@ def examples() -> list[SignedMessage]:
             sensor_id="vc:bus12", t_s=DAY, v_mv=10_412_000, p_w=-20_000, q_var=100, i_ma=1200, seq=1
         ),
         TopologyEvent(element="line:40", closed=False, t_s=DAY + 3600, seq=1),
+        SessionCommand(
+            session_id="DA-2026-11-29",
+            action=SessionAction.CLOSE_GATE,
+            delivery_start_s=DAY,
+            nonce=1,
+            expiry_s=DAY,
+        ),
+        MeasureHistory(
+            uploader=DSO,
+            values=[
+                QuarterlyMeasure(pod=POD, mtu_start_s=DAY - 900 * k, e_wh=300 + k, source="history")
+                for k in range(1, 4)
+            ],
+            nonce=1,
+        ),
     ]
