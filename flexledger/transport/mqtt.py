@@ -312,7 +312,9 @@ class MqttClient:
     for the first connection. ``clean_session=False`` with a stable id asks the broker to keep the
     subscriptions and queue QoS 1 messages while this client is away (and, with persistence,
     across a broker restart); the default clean session re-subscribes on every reconnect and
-    misses what was published meanwhile.
+    misses what was published meanwhile. ``clean_session`` is an MQTT 3.1.1 flag: with
+    ``mqtt5=True`` the session ends with the connection (no session expiry is asked).
+    Sockets are ``TCP_NODELAY``; brokers should be too (Mosquitto: ``set_tcp_nodelay true``).
     """
 
     def __init__(

@@ -6,7 +6,6 @@ Every test here is bounded (20 s unless it says otherwise) so a broker problem f
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,11 +17,10 @@ from fastapi import FastAPI
 from flexledger.transport import EmbeddedBroker, MqttClient, Topics, unique_client_id
 from node.keys import dev_account
 from node.signing import LocalSigner
-from tests.transport.helpers import DOMAIN, POD, MakeClient
+from tests.transport.helpers import DOMAIN, POD, SHARED_MOSQUITTO, MakeClient, listening
 from tests.transport.service import create_app, serve
 
 HERE = Path(__file__).parent
-SHARED_MOSQUITTO = "mqtt://127.0.0.1:1883"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,14 +33,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(20))
 
 
-def _listening(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
 async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
     async with EmbeddedBroker() as broker:
@@ -53,7 +43,7 @@ async def amqtt_broker() -> AsyncIterator[EmbeddedBroker]:
 def broker_url(request: pytest.FixtureRequest) -> str:
     """Each MQTT test runs against the machine's Mosquitto and against the embedded amqtt."""
     if request.param == "mosquitto":
-        if not _listening("127.0.0.1", 1883):
+        if not listening("127.0.0.1", 1883):
             pytest.skip("no Mosquitto on 127.0.0.1:1883")
         return SHARED_MOSQUITTO
     broker: EmbeddedBroker = request.getfixturevalue("amqtt_broker")

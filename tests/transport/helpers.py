@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from flexledger.transport import MqttClient
 from flexledger.units import Direction
 from node.eip712 import Domain
 
+SHARED_MOSQUITTO = "mqtt://127.0.0.1:1883"  # the machine's broker; tests use their own roots
 DOMAIN = Domain(chain_id=31337, verifying_contract="0x" + "11" * 20)
 POD = "IT001E00000001"
 POD2 = "IT001E00000002"
@@ -50,3 +52,11 @@ async def eventually(predicate: Callable[[], Any], timeout_s: float = 5.0) -> No
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await asyncio.sleep(0.01)
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False

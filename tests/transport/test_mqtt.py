@@ -17,7 +17,16 @@ from flexledger.transport import (
     unique_client_id,
 )
 from node.signing import LocalSigner, verify_envelope
-from tests.transport.helpers import DOMAIN, POD, POD2, MakeClient, batch, eventually
+from tests.transport.helpers import (
+    DOMAIN,
+    POD,
+    POD2,
+    SHARED_MOSQUITTO,
+    MakeClient,
+    batch,
+    eventually,
+    listening,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -176,3 +185,24 @@ async def test_no_broker_fails_fast_with_a_clear_error() -> None:
     with pytest.raises(MqttUnavailableError):
         await client.publish("test/x", b"1", timeout_s=0.2)
     await client.close()
+
+
+async def test_mqtt5_round_trip(topics: Topics, device: LocalSigner) -> None:
+    """MQTT 5 against Mosquitto (amqtt speaks 3.1.1 only)."""
+    if not listening("127.0.0.1", 1883):
+        pytest.skip("no Mosquitto on 127.0.0.1:1883")
+    got: list[Signed[MeasurementBatch]] = []
+
+    async def on_batch(_topic: str, envelope: Signed[MeasurementBatch]) -> None:
+        got.append(envelope)
+
+    async with (
+        connect(SHARED_MOSQUITTO, unique_client_id("v5-sub", "test"), mqtt5=True) as sub,
+        connect(SHARED_MOSQUITTO, unique_client_id("v5-pub", "test"), mqtt5=True) as pub,
+    ):
+        await sub.subscribe(
+            topics.pod_measure(POD), Signed[MeasurementBatch], on_batch, domain=DOMAIN
+        )
+        sent = device.sign(batch())
+        await pub.publish(topics.pod_measure(POD), sent)
+        await eventually(lambda: got == [sent])
