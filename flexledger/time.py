@@ -184,6 +184,20 @@ class ScenarioClock:
         while self._now_s < end_s:
             await self.advance(min(self.step_s, end_s - self._now_s))
 
+    async def wait_changed(self, after_s: int) -> int:
+        """Wait until the clock is past ``after_s``; the new instant (to follow the clock)."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._now_s > after_s)
+            return self._now_s
+
+    async def mark_until(self, name: str, t_s: int) -> None:
+        """``name`` has nothing to do before ``t_s``: finished for every step until then."""
+        if name not in self._participants:
+            raise ClockStepError(f"{name!r} is not a participant of this clock")
+        async with self._changed:
+            self._participants[name] = max(self._participants[name], t_s - self.step_s)
+            self._changed.notify_all()
+
     async def sleep_until(self, t_s: int, name: str | None = None) -> None:
         """Wait until the clock reaches ``t_s``.
 

@@ -67,3 +67,17 @@ async def test_sleeping_participant_does_not_hold_the_clock() -> None:
     assert woke == [DAY + 900]
     # no step was skipped: the clock moved 225 times of 4 s
     assert clock.now_s() == DAY + 900
+
+
+async def test_follow_and_mark_until() -> None:
+    clock = ScenarioClock(DAY, step_s=4)
+    clock.register("sensor")
+    await clock.mark_until("sensor", DAY + 12)
+    follower = asyncio.create_task(clock.wait_changed(DAY))
+    assert await asyncio.wait_for(clock.advance(), 1) == DAY + 4
+    assert await asyncio.wait_for(follower, 1) == DAY + 4
+    await asyncio.wait_for(clock.advance(), 1)
+    await asyncio.wait_for(clock.advance(), 1)
+    assert clock.now_s() == DAY + 12 and clock.pending() == ["sensor"]
+    with pytest.raises(ClockStepError):
+        await clock.mark_until("stranger", DAY)
