@@ -64,6 +64,8 @@ from flexledger.messages.market import (
     Validation,
 )
 from flexledger.messages.measurement import (
+    BatchManifest,
+    CertificationStatus,
     MeasureHistory,
     MeasurementBatch,
     MeterReading,
@@ -72,6 +74,7 @@ from flexledger.messages.measurement import (
     Sample,
     SensorReading,
     TopologyEvent,
+    WindowCertification,
     WindowManifest,
 )
 from flexledger.messages.settlement import AggregatorPayment, DsoPayment, SettlementOutcome
@@ -131,7 +134,9 @@ __all__ = [
     "AggregatorPayment",
     "Award",
     "BaselineValue",
+    "BatchManifest",
     "BrpBaseline",
+    "CertificationStatus",
     "ClearingProvenance",
     "CustomerEntry",
     "CustomerList",
@@ -169,6 +174,7 @@ __all__ = [
     "Validation",
     "Violation",
     "ViolationAlert",
+    "WindowCertification",
     "WindowManifest",
     "b32",
     "encode_type",

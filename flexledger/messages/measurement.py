@@ -16,6 +16,7 @@ from flexledger.messages.common import (
     Hash32,
     Message,
     PodCode,
+    Signed,
     SignedMessage,
     b32,
     id32,
@@ -23,6 +24,8 @@ from flexledger.messages.common import (
 from flexledger.messages.leaves import sample_leaf
 
 __all__ = [
+    "BatchManifest",
+    "CertificationStatus",
     "MeasureHistory",
     "MeasurementBatch",
     "MeterReading",
@@ -31,8 +34,11 @@ __all__ = [
     "Sample",
     "SensorReading",
     "TopologyEvent",
+    "WindowCertification",
     "WindowManifest",
 ]
+
+CertificationStatus = Literal["certified", "mismatch", "pending", "not_anchored"]
 
 
 class MeterReading(Message):
@@ -127,6 +133,43 @@ class WindowManifest(SignedMessage):
             "sampleCount": self.sample_count,
             "setpointsHash": b32(self.setpoints_hash),
         }
+
+
+class BatchManifest(Message):
+    """A concentrator's batch: device-signed window roots, anchored as one root on chain.
+
+    Unsigned itself: the batch root is on chain from the concentrator's key and every window in
+    it carries its device's signature; the SCD and the auditor check both, and that each window
+    appears in one batch only. Published on ``flex/concentrator/{id}/batch``.
+    """
+
+    concentrator: Address
+    concentrator_id: str = Field(min_length=1, max_length=64)
+    batch_id: U64
+    root: Hash32
+    windows: list[Signed[WindowManifest]] = Field(min_length=1, max_length=100_000)
+    tx_hash: Hash32 | None = None
+
+
+class WindowCertification(Message):
+    """The SCD's verdict on one window of a POD (``flex/pod/{pod}/certification``).
+
+    ``certified``: the samples it stores hash to the root anchored on chain. ``mismatch``: they do
+    not, and the lists say exactly which sequence numbers are missing, extra or altered.
+    ``pending``: anchored but samples still missing (a resend was asked). ``not_anchored``: no
+    root on chain yet. A Light Node frees a window from its buffer only once it is certified.
+    """
+
+    pod: PodCode
+    window_start_s: U64
+    status: CertificationStatus
+    root: Hash32 | None = None
+    sample_count: U32 = 0
+    missing_seqs: list[U64] = Field(default_factory=list)
+    extra_seqs: list[U64] = Field(default_factory=list)
+    altered_seqs: list[U64] = Field(default_factory=list)
+    anchor_tx: Hash32 | None = None
+    batch_id: U64 | None = None
 
 
 class ResendRequest(Message):

@@ -60,6 +60,8 @@ class TopicKind(StrEnum):
     POD_SETPOINT = "pod_setpoint"
     POD_MANIFEST = "pod_manifest"
     POD_RESEND = "pod_resend"
+    POD_CERTIFICATION = "pod_certification"
+    CONCENTRATOR_BATCH = "concentrator_batch"
     GRID_MEASURE = "grid_measure"
     GRID_TOPOLOGY = "grid_topology"
     MARKET_SESSION = "market_session"
@@ -144,6 +146,20 @@ class Topics:
 
     def pod_resend(self, pod: str) -> str:
         return self._t("pod", _pod(pod), "resend")
+
+    def pod_certification(self, pod: str) -> str:
+        """The SCD's verdict on each of the POD's windows (the Light Node frees its buffer)."""
+        return self._t("pod", _pod(pod), "certification")
+
+    def all_pod_certifications(self) -> str:
+        return self._t("pod", "+", "certification")
+
+    def concentrator_batch(self, concentrator: str) -> str:
+        """A concentrator's anchored batch of device-signed window roots."""
+        return self._t("concentrator", _name(concentrator, "concentrator id"), "batch")
+
+    def all_concentrator_batches(self) -> str:
+        return self._t("concentrator", "+", "batch")
 
     def all_pod_measures(self) -> str:
         return self._t("pod", "+", "measure")
@@ -236,6 +252,10 @@ def _parse_levels(lv: list[str]) -> TopicInfo | None:
     match lv:
         case ["pod", pod, suffix] if suffix in _POD_SUFFIX:
             return TopicInfo(_POD_SUFFIX[suffix], pod=_pod(pod))
+        case ["concentrator", name, "batch"]:
+            return TopicInfo(
+                TopicKind.CONCENTRATOR_BATCH, participant=_name(name, "concentrator id")
+            )
         case ["grid", "topology"]:
             return TopicInfo(TopicKind.GRID_TOPOLOGY)
         case ["grid", sensor, "measure"]:
@@ -266,6 +286,7 @@ _POD_SUFFIX: Final = {
     "setpoint": TopicKind.POD_SETPOINT,
     "manifest": TopicKind.POD_MANIFEST,
     "resend": TopicKind.POD_RESEND,
+    "certification": TopicKind.POD_CERTIFICATION,
 }
 
 
