@@ -1,0 +1,254 @@
+"""The scenario file (TOML): the world a market day runs in, as validated data (floor 1).
+
+One file names the grid and its stated changes, the delivery day, the participating PODs and
+their resources, the aggregators and their customers with their keys, the TSO's HV needs, the
+field sensors, the events (a line outage before a real-time session), the noise and the random
+seed. Runs are reproducible from the file. The DSO reads the grid, the POD mapping and the remedy
+space from it; the world (``sim``) reads everything; nobody reads another actor's state.
+
+``load_scenario(path)`` refuses a malformed file with an error that names the field
+(``pods.3.bus: …``).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flexledger.messages.common import PodCode
+from flexledger.time import MTUS_PER_DAY, day_start_s
+
+__all__ = [
+    "AggregatorSpec",
+    "BehaviourSpec",
+    "EventSpec",
+    "ExpectedViolation",
+    "GridChange",
+    "GridSpec",
+    "NoiseSpec",
+    "PodSpec",
+    "RemedySpace",
+    "ResourceSpec",
+    "Scenario",
+    "ScenarioError",
+    "SensorSpec",
+    "TapChangerSpec",
+    "TieSwitchSpec",
+    "TsoNeed",
+    "TsoSpec",
+    "load_scenario",
+    "parse_scenario",
+]
+
+Mtu = Annotated[int, Field(ge=0, lt=MTUS_PER_DAY)]
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; the message names the field."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GridChange(_Spec):
+    """A stated change to the SimBench grid, with its reason (e.g. more PV on one feeder)."""
+
+    kind: Literal["scale_sgen", "scale_load", "set_line_max_i", "set_trafo_tap", "add_sgen"]
+    elements: list[int] = Field(default_factory=list, description="pandapower indices")
+    buses: list[int] = Field(default_factory=list)
+    factor: float | None = None
+    value: float | None = None
+    reason: str = Field(min_length=1)
+
+
+class GridSpec(_Spec):
+    source: str = Field(description="SimBench code (e.g. 1-MVLV-semiurb-5.220-2-sw) or a JSON file")
+    profile_day: int = Field(ge=0, le=365, description="day of the SimBench year the day replays")
+    vm_min_pu: float = Field(default=0.95, gt=0.5, lt=1.0)
+    vm_max_pu: float = Field(default=1.05, gt=1.0, lt=1.5)
+    max_loading_percent: float = Field(default=100.0, gt=0, le=200)
+    changes: list[GridChange] = Field(default_factory=list)
+
+
+class TapChangerSpec(_Spec):
+    """On-load tap changers the DSO may move; parallel transformers move together."""
+
+    trafos: list[int] = Field(min_length=1, description="pandapower trafo indices, moved together")
+    tap_min: int
+    tap_max: int
+
+    @model_validator(mode="after")
+    def _range(self) -> TapChangerSpec:
+        if self.tap_min > self.tap_max:
+            raise ValueError("tap_min exceeds tap_max")
+        return self
+
+
+class TieSwitchSpec(_Spec):
+    """An open tie point the DSO may close, opening ``opens`` so the grid stays radial."""
+
+    close: int = Field(description="pandapower switch index, normally open")
+    opens: list[int] = Field(default_factory=list, description="switches opened with it")
+
+
+class RemedySpace(_Spec):
+    """Exactly the space of the DSO's own remedies (I-11) that it searches."""
+
+    tap_changers: list[TapChangerSpec] = Field(default_factory=list)
+    tie_switches: list[TieSwitchSpec] = Field(default_factory=list)
+    keep_radial: bool = True
+
+
+class ResourceSpec(_Spec):
+    """A flexible resource behind a POD (the world's device; the aggregator's model)."""
+
+    id: str = Field(min_length=1, max_length=64)
+    kind: Literal["pv", "battery", "ev", "heat_pump", "hvac", "other_load"]
+    p_max_kw: float = Field(gt=0)
+    e_max_kwh: float = Field(default=0.0, ge=0)
+    soc_init: float = Field(default=0.5, ge=0, le=1)
+    available_from_mtu: Mtu = 0
+    available_to_mtu: int = Field(default=MTUS_PER_DAY, gt=0, le=MTUS_PER_DAY)
+    ramp_kw_per_min: float | None = Field(default=None, gt=0)
+    comfort_band_c: float | None = Field(default=None, gt=0)
+    cost_eur_per_mwh: float = Field(default=100.0, ge=0, description="the owner's cost of moving")
+    sgen: int | None = Field(default=None, description="pandapower sgen that is this PV")
+    storage: int | None = Field(default=None, description="pandapower storage that is this device")
+
+
+class PodSpec(_Spec):
+    """A participating POD: where it is in the grid and what is behind it."""
+
+    code: PodCode
+    bus: int = Field(ge=0)
+    loads: list[int] = Field(default_factory=list, description="pandapower load indices")
+    sgens: list[int] = Field(default_factory=list)
+    storages: list[int] = Field(default_factory=list)
+    aggregator: str
+    owner: str = Field(description="FR owner dev-key name or keystore")
+    device_key: str | None = Field(default=None, description="default: dev:ln:<code>")
+    area: str = Field(default="HV-1", description="TSO substation area")
+    resources: list[ResourceSpec] = Field(default_factory=list)
+    ignores_signal: bool = False
+
+
+class AggregatorSpec(_Spec):
+    name: str
+    key: str = Field(description="dev:NAME, keystore or 0x key")
+    fee_percent: float = Field(default=10.0, ge=0, le=100)
+
+
+class TsoNeed(_Spec):
+    """What the TSO simulator needs from the distribution grid's resources in an HV area."""
+
+    area: str
+    direction: Literal["up", "down"]
+    mtu_from: Mtu
+    mtu_count: int = Field(ge=1, le=MTUS_PER_DAY)
+    volume_kw: float = Field(gt=0)
+    max_price_eur_per_mwh: float = Field(gt=0)
+    session: Literal["day_ahead", "real_time"] = "day_ahead"
+
+
+class TsoSpec(_Spec):
+    key: str = "dev:tso"
+    needs: list[TsoNeed] = Field(default_factory=list)
+
+
+class SensorSpec(_Spec):
+    """A field sensor (I-18): V&C sensor on a bus, or a breaker IED on a line."""
+
+    id: str = Field(min_length=1, max_length=64)
+    bus: int | None = None
+    line: int | None = None
+    noise_pct: float = Field(default=1.0, ge=0, le=20)
+
+
+class EventSpec(_Spec):
+    kind: Literal["line_outage", "switch"]
+    element: int = Field(description="pandapower line or switch index")
+    at_mtu: Mtu
+    closed: bool = False
+    reason: str = ""
+
+
+class NoiseSpec(_Spec):
+    sample_pct: float = Field(default=2.0, ge=0, le=50, description="4 s variation around the MTU")
+    forecast_pct: float = Field(default=5.0, ge=0, le=100)
+    brp_pct: float = Field(default=5.0, ge=0, le=100)
+
+
+class BehaviourSpec(_Spec):
+    response_delay_s: int = Field(default=60, ge=0, le=900)
+    partial_response: float = Field(default=0.9, gt=0, le=1.2)
+
+
+class ExpectedViolation(_Spec):
+    """A violation the DSO's own remedies cannot remove, and why (the scenario's promise)."""
+
+    kind: Literal["voltage_high", "voltage_low", "line_overload", "trafo_overload"]
+    element: str = Field(description="'bus:12', 'line:40', 'trafo:1'")
+    mtu_from: Mtu
+    mtu_to: Mtu
+    why: str = Field(min_length=1)
+
+
+class Scenario(_Spec):
+    name: str
+    description: str = ""
+    delivery_day: date
+    seed: int = 0
+    history_days: int = Field(default=28, ge=0, le=365)
+    grid: GridSpec
+    remedies: RemedySpace = RemedySpace()
+    aggregators: list[AggregatorSpec] = Field(min_length=1)
+    pods: list[PodSpec] = Field(min_length=1)
+    tso: TsoSpec = TsoSpec()
+    sensors: list[SensorSpec] = Field(default_factory=list)
+    events: list[EventSpec] = Field(default_factory=list)
+    noise: NoiseSpec = NoiseSpec()
+    behaviour: BehaviourSpec = BehaviourSpec()
+    expected: list[ExpectedViolation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        aggs = {a.name for a in self.aggregators}
+        codes = [p.code for p in self.pods]
+        if len(set(codes)) != len(codes):
+            raise ValueError("a POD code appears twice in pods")
+        for i, pod in enumerate(self.pods):
+            if pod.aggregator not in aggs:
+                raise ValueError(f"pods.{i}.aggregator {pod.aggregator!r} is not in aggregators")
+        return self
+
+    @property
+    def day_s(self) -> int:
+        return day_start_s(self.delivery_day)
+
+
+def parse_scenario(data: dict[str, object], *, source: str = "scenario") -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(file)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ScenarioError(f"{source}: {problems}") from None
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and validate a scenario TOML file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    return parse_scenario(data, source=str(path))
