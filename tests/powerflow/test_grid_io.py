@@ -76,7 +76,7 @@ def test_untyped_tap_changers_get_ratio() -> None:
     assert normalise_taps(net) == []
 
 
-def test_simbench_json_is_parsed_once(tmp_path: Path) -> None:
+def test_json_of_another_class_is_refused(tmp_path: Path) -> None:
     # a pandapower JSON is an object tagged as a net; anything else is refused before parsing
     path = tmp_path / "fake.json"
     path.write_text(json.dumps({"_class": "DataFrame"}))
