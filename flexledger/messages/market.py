@@ -15,6 +15,7 @@ from flexledger.messages.common import (
     Hash32,
     Message,
     PodCode,
+    Signed,
     SignedMessage,
     b32,
     id32,
@@ -31,16 +32,21 @@ __all__ = [
     "MarketOutcome",
     "Offer",
     "Order",
+    "OrderAnnouncement",
+    "PricingRule",
     "Receipt",
     "Request",
     "SessionAction",
     "SessionCommand",
     "SessionKind",
+    "SessionNotice",
     "SetPoint",
     "Validation",
 ]
 
 SessionKind = Literal["day_ahead", "real_time"]
+#: How a session prices its awards; on chain as ``id32`` of the name (FlexMarket pricingRule).
+PricingRule = Literal["pay_as_bid", "pay_as_cleared"]
 _ZERO = bytes(32)
 _KINDS: dict[str, int] = {"day_ahead": 0, "real_time": 1}
 
@@ -365,14 +371,28 @@ class SetPoint(SignedMessage):
 
 class Receipt(Message):
     """What a service returns for an accepted submission; once the gate closes, with its
-    inclusion proof against the root committed on chain."""
+    inclusion proof against the root committed on chain.
 
-    kind: Literal["offer", "request", "validation", "order"]
+    ``duplicate`` is true when the same signed message was submitted before (the original
+    receipt, answered with 200). SCD writes have no session; ``count`` says how many entries
+    (customers, values) a bulk write stored.
+    """
+
+    kind: Literal[
+        "offer", "request", "validation", "order", "customers", "availability", "baseline",
+        "history",
+    ]
     hash: Hash32
-    session_id: str
+    session_id: str | None = None
     leaf: Hash32 | None = None
     root: Hash32 | None = None
     proof: list[Hash32] | None = None
+    #: The same signed bytes were submitted before: this is the original receipt (idempotent).
+    duplicate: bool = False
+    #: The transaction that recorded it on chain (a validation round, an order), if any.
+    tx_hash: Hash32 | None = None
+    count: int | None = None
+    duplicate: bool = False
 
 
 class SessionCommand(SignedMessage):
@@ -387,6 +407,7 @@ class SessionCommand(SignedMessage):
     kind: SessionKind = "day_ahead"
     delivery_start_s: U64 = 0
     mtu_count: int = Field(default=96, ge=1, le=96)
+    pricing: PricingRule = "pay_as_bid"
     nonce: U64
     expiry_s: U64
 
@@ -397,6 +418,36 @@ class SessionCommand(SignedMessage):
             "kind": _KINDS[self.kind],
             "deliveryStart": self.delivery_start_s,
             "mtuCount": self.mtu_count,
+            "pricingRule": id32(self.pricing),
             "nonce": self.nonce,
             "expiry": self.expiry_s,
         }
+
+
+class SessionNotice(Message):
+    """A market session changed state (MQTT ``flex/market/{session}``, next to the signed
+    outcomes): what a subscriber needs to know that it should fetch something, not the thing
+    itself — everything it names is readable, and checkable, through the market API."""
+
+    session_id: str
+    state: str
+    round: U32 = 0
+    t_s: U64
+    order_book_root: Hash32 | None = None
+    awards_root: Hash32 | None = None
+    tx_hash: Hash32 | None = None
+    reason: str | None = None
+
+
+class OrderAnnouncement(Message):
+    """An activation order the market recorded on chain (MQTT ``flex/market/orders``), for the
+    DSO TP (set-points), the SCD and the aggregator: the issuer's signed order with the awards
+    it moves (one per MTU of the order), the offer's POD, direction and aggregator."""
+
+    order: Signed[Order]
+    order_hash: Hash32
+    awards: list[Award]
+    pod: PodCode
+    direction: Direction
+    aggregator: Address
+    tx_hash: Hash32 | None = None

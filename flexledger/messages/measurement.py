@@ -122,8 +122,24 @@ class WindowManifest(SignedMessage):
     setpoints_hash: Hash32
     anchor: Literal["direct", "concentrator"] = "direct"
     tx_hash: Hash32 | None = None
+    setpoint_leaves: list[Hash32] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="the window's set-point leaves in order of receipt; they must hash to "
+        "setpoints_hash, so the signature covers them. The SCD needs them to rebuild the root "
+        "of a window that has set-points (none: omit, or [] with a zero setpoints_hash)",
+    )
 
-    unsigned_fields = frozenset({"first_seq", "last_seq", "anchor", "tx_hash"})
+    unsigned_fields = frozenset({"first_seq", "last_seq", "anchor", "tx_hash", "setpoint_leaves"})
+
+    @model_validator(mode="after")
+    def _setpoint_leaves(self) -> WindowManifest:
+        if self.setpoint_leaves is not None:
+            leaves = [b32(h) for h in self.setpoint_leaves]
+            expected = keccak(b"".join(leaves)) if leaves else bytes(32)
+            if expected != b32(self.setpoints_hash):
+                raise ValueError("setpoint_leaves do not hash to setpoints_hash")
+        return self
 
     def eip712_message(self) -> dict[str, Any]:
         return {
