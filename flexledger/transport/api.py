@@ -119,7 +119,7 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     details = _validation_details(exc)
     shown = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
     more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
-    return error_response(422, "invalid_request", (shown or "invalid request") + more, details)
+    return error_response(422, "invalid", (shown or "invalid request") + more, details)
 
 
 async def _on_http(_: Request, exc: Exception) -> JSONResponse:

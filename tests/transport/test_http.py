@@ -62,7 +62,7 @@ async def test_malformed_body_is_422_naming_the_field(
         with pytest.raises(ServiceError) as caught:
             await client.post_json("/measurements", body)
         assert caught.value.status == 422
-        assert caught.value.code == "invalid_request"
+        assert caught.value.code == "invalid"
         assert "body.message.samples.1.seq" in caught.value.message
         assert caught.value.details[0]["field"] == "body.message.samples.1.seq"
 
