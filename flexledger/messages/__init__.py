@@ -22,6 +22,7 @@
 | I-18 | ``SensorReading`` | field sensor |
 | —    | ``TopologyEvent``, ``WindowManifest``, ``ResendRequest``, ``MeterReading`` | |
 | —    | ``Receipt``, ``SessionCommand``, ``MeasureHistory`` | |
+| —    | ``SessionNotice``, ``OrderAnnouncement`` (market MQTT) | — |
 """
 
 from flexledger.messages.common import (
@@ -56,10 +57,13 @@ from flexledger.messages.market import (
     MarketOutcome,
     Offer,
     Order,
+    OrderAnnouncement,
+    PricingRule,
     Receipt,
     Request,
     SessionAction,
     SessionCommand,
+    SessionNotice,
     SetPoint,
     Validation,
 )
@@ -154,8 +158,10 @@ __all__ = [
     "MeterReading",
     "Offer",
     "Order",
+    "OrderAnnouncement",
     "PlanItem",
     "PodCode",
+    "PricingRule",
     "QuarterlyMeasure",
     "Receipt",
     "Request",
@@ -166,6 +172,7 @@ __all__ = [
     "SensorReading",
     "SessionAction",
     "SessionCommand",
+    "SessionNotice",
     "SetPoint",
     "SettlementOutcome",
     "Signed",

@@ -169,6 +169,7 @@ EIP712_TYPES: Final[dict[str, list[Field]]] = {
         ("kind", "uint8"),
         ("deliveryStart", "uint64"),
         ("mtuCount", "uint32"),
+        ("pricingRule", "bytes32"),
         ("nonce", "uint64"),
         ("expiry", "uint64"),
     ],
