@@ -391,8 +391,8 @@ class Receipt(Message):
     duplicate: bool = False
     #: The transaction that recorded it on chain (a validation round, an order), if any.
     tx_hash: Hash32 | None = None
+    #: How many entries (customers, values) a bulk write stored.
     count: int | None = None
-    duplicate: bool = False
 
 
 class SessionCommand(SignedMessage):
