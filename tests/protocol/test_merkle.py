@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eth_abi import encode
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,3 +47,20 @@ def test_sample_encoding_is_fixed_width_and_range_checked() -> None:
     assert len(data) == 7 * 32 and data[31] == 1  # kind 1 in the first word
     with pytest.raises(ValueError, match="p_w"):
         sample_data(b"\x01" * 32, 1_000, 2**63, 0, 0, 0)
+
+
+@given(
+    pod=st.binary(min_size=32, max_size=32),
+    t=st.integers(0, 2**64 - 1),
+    p_w=st.integers(-(2**63), 2**63 - 1),
+    q_var=st.integers(-(2**63), 2**63 - 1),
+    v_mv=st.integers(0, 2**64 - 1),
+    seq=st.integers(0, 2**64 - 1),
+)
+def test_sample_encoding_is_abi_encode(
+    pod: bytes, t: int, p_w: int, q_var: int, v_mv: int, seq: int
+) -> None:
+    types = ["uint8", "bytes32", "uint64", "int64", "int64", "uint64", "uint64"]
+    assert sample_data(pod, t, p_w, q_var, v_mv, seq) == encode(
+        types, [1, pod, t, p_w, q_var, v_mv, seq]
+    )
