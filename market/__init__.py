@@ -1,0 +1,1 @@
+"""Market Platform: order book, sessions, clearing, outcomes, activation records, settlement."""
