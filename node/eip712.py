@@ -21,6 +21,7 @@ __all__ = [
     "Domain",
     "SignatureError",
     "hash_struct",
+    "recover_address_bytes",
     "recover_digest",
     "recover_typed",
     "sign_digest",
@@ -156,8 +157,9 @@ def sign_typed(
     return sign_digest(bytes(account.key), typed_digest(domain, primary_type, message))
 
 
-def recover_digest(digest: bytes, signature: bytes) -> str:
-    """The checksum address that signed ``digest``; refuses malleable (high-s) signatures."""
+def recover_address_bytes(digest: bytes, signature: bytes) -> bytes:
+    """The 20 raw bytes of the address that signed ``digest`` (no checksum formatting: the
+    SCD's hot path compares bytes); refuses malleable (high-s) signatures."""
     if len(signature) != 65:
         raise SignatureError(f"a signature is 65 bytes, got {len(signature)}")
     v = signature[64]
@@ -172,7 +174,12 @@ def recover_digest(digest: bytes, signature: bytes) -> str:
         pub = PublicKey.from_signature_and_message(signature[:64] + bytes([v]), digest, hasher=None)
     except Exception as exc:  # coincurve raises plain Exception on a bad point
         raise SignatureError(f"signature does not recover: {exc}") from exc
-    return to_checksum_address(keccak(pub.format(compressed=False)[1:])[-20:])
+    return keccak(pub.format(compressed=False)[1:])[-20:]
+
+
+def recover_digest(digest: bytes, signature: bytes) -> str:
+    """The checksum address that signed ``digest``; refuses malleable (high-s) signatures."""
+    return to_checksum_address(recover_address_bytes(digest, signature))
 
 
 def recover_typed(
