@@ -107,7 +107,9 @@ class DsoFirstClearing(Clearing):
             return solve_cvxpy(model.lp, self.highs_options, duals=duals)
         if duals:
             return solve_highs(model.lp, self.highs_options, duals=True)
-        return solve_decomposed(model.lp, self.highs_options, start=start)
+        return solve_decomposed(
+            model.lp, self.highs_options, start=start, snap=lambda x: _snap_semi(model, x)
+        )
 
     def _clear_stage(self, model: StageModel) -> StageOutcome:
         bid = model.index.o_price[model.a_off]
@@ -162,6 +164,20 @@ class DsoFirstClearing(Clearing):
         cap = model.index.r_cap[model.a_req]
         raw = np.nan_to_num(raw, nan=0.0, posinf=float(2**62), neginf=0.0)
         return np.clip(raw.astype(np.int64), bid, cap)
+
+
+def _snap_semi(model: StageModel, x: np.ndarray) -> np.ndarray:
+    """Set each semi-continuous binary to 1 where its award is at least its minimum and to 0
+    where the award is 0: the LP leaves such a binary anywhere in [u/max, u/min] at no cost,
+    and rounding it changes neither a row nor the objective."""
+    semi = np.nonzero(model.a_kind == SEMI)[0]
+    if not len(semi):
+        return x
+    out = x.copy()
+    u_w = x[semi] * model.a_scale_w[semi]
+    y = model.n_awards + model.a_semi[semi]
+    out[y] = np.where(u_w >= model.a_min_w[semi] - 1e-6, 1.0, np.where(u_w <= 1e-6, 0.0, x[y]))
+    return out
 
 
 def _powers(model: StageModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -36,6 +36,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,10 +267,16 @@ def solve_decomposed(
     options: HighsOptions,
     *,
     start: FloatArray | None = None,
+    snap: Callable[[FloatArray], FloatArray] | None = None,
     int_tol: float = 1e-6,
 ) -> Solution:
     """Solve a MILP block by block (see the module docstring): the LP relaxation once, then a
-    small MILP for every block whose binaries the LP leaves fractional."""
+    small MILP for every block whose binaries the LP leaves fractional.
+
+    ``snap`` may move integer columns of the LP solution to integers where that keeps every
+    row and the objective as they are (a semi-continuous award's binary is free between
+    u/max and u/min in the LP; at u ≥ min it can be 1): blocks it makes integral need no MILP.
+    """
     t0 = time.perf_counter()
     if not model.integer.any():
         return solve_highs(model, options)
@@ -277,6 +284,10 @@ def solve_decomposed(
         dataclasses.replace(model, integer=np.zeros(model.n_cols, dtype=bool)), options
     )
     x = relaxed.x.copy()
+    if snap is not None:
+        x = snap(x)
+        if abs(float(model.c @ x) - relaxed.objective_eur) > 1e-9 * max(1.0, relaxed.objective_eur):
+            raise SolverFailedError("snapping the LP solution changed its objective (internal)")
     ints = model.integer
     fractional = ints & (np.abs(x - np.round(x)) > int_tol)
     x[ints] = np.round(x[ints])
@@ -306,7 +317,10 @@ def solve_decomposed(
                 integer=ints[cols],
             )
             part = solve_highs(sub, block_options, start=None if start is None else start[cols])
-            bound += part.mip_dual_bound_eur - float(model.c[cols] @ x[cols])
+            # the block's LP value bounds it too (a block stopped at the node limit before
+            # its root reports no bound of its own)
+            block_bound = max(part.mip_dual_bound_eur, float(model.c[cols] @ relaxed.x[cols]))
+            bound += block_bound - float(model.c[cols] @ x[cols])
             x[cols] = part.x
             x[cols[sub.integer]] = np.round(part.x[sub.integer])
             nodes += part.node_count

@@ -602,6 +602,42 @@ def test_solver_failure_raises_a_typed_error(monkeypatch: pytest.MonkeyPatch) ->
         DsoFirstClearing().compute(random_book(2))
 
 
+def test_a_node_limit_keeps_a_valid_result_and_reports_its_gap() -> None:
+    book = random_book(9, n_offers=24, n_dso=5, n_tso=2, semi=0.8)
+    stopped = DsoFirstClearing(mip_max_nodes=0).compute(book)
+    full = DsoFirstClearing().compute(book)
+    greedy = GreedyMeritOrder().compute(book)
+    check_result(book, stopped)
+    for stage in ("dso", "tso"):
+        s = stopped.stages[stage]
+        assert math.isfinite(s.mip_gap) and s.mip_gap >= 0 and s.mip_gap_eur >= 0
+        # the proven bound holds: the optimum is no better than the stopped run's bound
+        assert s.objective_eur - s.mip_gap_eur <= full.stages[stage].objective_eur + 1e-6
+    dso = stopped.stages["dso"].objective_eur
+    assert dso <= greedy.stages["dso"].objective_eur + 1e-6 * max(1.0, dso)
+
+
+def test_a_start_that_highs_mishandles_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HiGHS 1.16 can return a MIP start as optimal with a wrong objective; then the block is
+    solved again without the start."""
+    from market.clearing import solve
+
+    real = solve._run_highs
+    calls: list[bool] = []
+
+    def flaky(model: object, options: object, start: object, duals: bool) -> object:
+        calls.append(start is not None)
+        if start is not None:
+            raise solve._ObjectiveMismatch("reported objective differs from the point's")
+        return real(model, options, start, duals)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solve, "_run_highs", flaky)
+    book = random_book(9, n_offers=24, n_dso=5, n_tso=2, semi=0.8)
+    result = DsoFirstClearing().compute(book)
+    check_result(book, result)
+    assert True in calls and False in calls
+
+
 def test_from_protocol_messages_to_award_leaves() -> None:
     agg = dev_account("aggregator:1").address
     dso = dev_account("dso").address
