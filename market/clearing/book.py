@@ -19,6 +19,8 @@ from flexledger.units import PPM, Direction
 from market.clearing.errors import MalformedBookError
 
 __all__ = [
+    "MAX_POWER_W",
+    "MAX_PRICE_CENTS_PER_MWH",
     "AwardKey",
     "ClearingBook",
     "ClearingOffer",
@@ -30,6 +32,10 @@ __all__ = [
 Stage = Literal["dso", "tso"]
 _HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
 _MAX_U64 = 2**64 - 1
+#: Ceilings the clearing accepts, far above anything real (10 GW at one POD, 1 M€/MWh): they
+#: keep every exact integer product (W × ppm, Wh × cents/MWh) inside int64.
+MAX_POWER_W = 10**10
+MAX_PRICE_CENTS_PER_MWH = 10**8
 
 
 def normalise_hash(value: str | bytes) -> str:
@@ -192,12 +198,12 @@ class ClearingBook:
             seen.add(o.hash)
             if not _HASH_RE.match(o.hash):
                 raise MalformedBookError(f"offer hash {o.hash!r} is not 0x + 64 lower-case hex")
-            if not 0 < o.max_w <= _MAX_U64 or not 0 <= o.min_w <= o.max_w:
+            if not 0 < o.max_w <= MAX_POWER_W or not 0 <= o.min_w <= o.max_w:
                 raise MalformedBookError(
-                    f"offer {o.hash}: needs 0 < max_w and 0 <= min_w <= max_w"
+                    f"offer {o.hash}: needs 0 < max_w <= {MAX_POWER_W} and 0 <= min_w <= max_w"
                     f" (max_w={o.max_w}, min_w={o.min_w})"
                 )
-            if not 0 <= o.price_cents_per_mwh <= _MAX_U64:
+            if not 0 <= o.price_cents_per_mwh <= MAX_PRICE_CENTS_PER_MWH:
                 raise MalformedBookError(
                     f"offer {o.hash}: price {o.price_cents_per_mwh} out of range"
                 )
@@ -213,8 +219,10 @@ class ClearingBook:
                 raise MalformedBookError(f"request hash {r.hash!r} is not 0x + 64 lower-case hex")
             if r.stage not in ("dso", "tso"):
                 raise MalformedBookError(f"request {r.hash}: stage {r.stage!r} is not dso or tso")
-            if not 0 < r.volume_w <= _MAX_U64:
-                raise MalformedBookError(f"request {r.hash}: volume_w {r.volume_w} must be > 0")
+            if not 0 < r.volume_w <= MAX_POWER_W:
+                raise MalformedBookError(
+                    f"request {r.hash}: volume_w {r.volume_w} must be in 1..{MAX_POWER_W}"
+                )
             if not 0 <= r.max_price_cents_per_mwh <= _MAX_U64:
                 raise MalformedBookError(f"request {r.hash}: max price out of range")
             _check_mtus(r.hash, r.mtu_starts)

@@ -36,6 +36,7 @@ import numpy as np
 
 from flexledger.units import PPM
 from market.clearing.base import Clearing, StageOutcome
+from market.clearing.book import MAX_PRICE_CENTS_PER_MWH
 from market.clearing.greedy import greedy_fill, start_vector
 from market.clearing.model import AON, EUR_PER_KW_MTU, SEMI, StageModel, quantise
 from market.clearing.solve import (
@@ -161,8 +162,9 @@ class DsoFirstClearing(Clearing):
         factor = model.a_ppm / PPM
         raw = np.rint(factor * lam[model.a_row] / EUR_PER_KW_MTU)
         bid = model.index.o_price[model.a_off]
-        cap = model.index.r_cap[model.a_req]
-        raw = np.nan_to_num(raw, nan=0.0, posinf=float(2**62), neginf=0.0)
+        cap = np.minimum(model.index.r_cap[model.a_req], MAX_PRICE_CENTS_PER_MWH)
+        raw = np.nan_to_num(raw, nan=0.0, posinf=float(MAX_PRICE_CENTS_PER_MWH), neginf=0.0)
+        raw = np.clip(raw, 0.0, float(MAX_PRICE_CENTS_PER_MWH))
         return np.clip(raw.astype(np.int64), bid, cap)
 
 

@@ -547,6 +547,7 @@ def test_exclusions_take_awards_and_offers_out() -> None:
     [
         "duplicate offer",
         "min above max",
+        "max above 10 GW",
         "unaligned mtu",
         "factor above one",
         "not located",
@@ -561,6 +562,8 @@ def test_malformed_books_raise_a_typed_error(change: str) -> None:
         book = dataclasses.replace(book, offers=(*book.offers, o))
     elif change == "min above max":
         book = dataclasses.replace(book, offers=(dataclasses.replace(o, min_w=o.max_w + 1),))
+    elif change == "max above 10 GW":
+        book = dataclasses.replace(book, offers=(dataclasses.replace(o, max_w=10**10 + 1),))
     elif change == "unaligned mtu":
         book = dataclasses.replace(book, offers=(dataclasses.replace(o, mtu_starts=(DAY + 1,)),))
     elif change == "factor above one":
