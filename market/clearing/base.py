@@ -83,13 +83,21 @@ class Clearing(ABC):
     ``None``, the window is every MTU that appears in the book.
 
     Coverage: every request and MTU is covered ``volume × (1 + margin)`` in effectiveness-
-    weighted W, the margin being ``reliability_margin`` for DSO requests and ``tso_margin`` for
-    TSO ones. The unmet part is slack priced at ``penalty_margin`` (at least
-    ``unmet_penalty_eur_per_mwh`` and 10× the highest effective price any candidate of the
-    stage has, so no offer that could serve is left for slack) and volume below the request at
-    10× that. An eligible POD with a factor below ``min_factor_ppm`` does not count: it would
-    need more than 1/factor kW per effective kW, and makes the penalties (and the numerics) blow
-    up.
+    weighted W (an eligible POD's factor, or 1 for a POD in a TSO request's area), the margin
+    being ``reliability_margin`` for DSO requests and ``tso_margin`` for TSO ones — the
+    "additional offers beyond the requests" the DSO buys for reliability. What cannot be covered
+    is slack, never dropped: the margin part priced ``penalty_margin`` = the larger of
+    ``unmet_penalty_eur_per_mwh`` and 10× the highest effective price (price / factor) of any
+    candidate of the stage, the volume part 10× that. So volume is covered before margin and
+    both before cost; slack is preferred only where covering would mean buying a minimum or an
+    all-or-nothing block more than ten times the shortfall. ``unmet_w`` reports what is missing
+    of the volume (not of the margin), per request and MTU. An eligible POD with a factor below
+    ``min_factor_ppm`` does not count: it would need over 1/factor kW per effective kW, and
+    would blow the penalties (and the numerics) up.
+
+    Offers: each award — one offer, one request, one MTU — is 0 or within [min_w, max_w] on its
+    own, so that each can be ordered (I-09) independently; the awards of one offer in one MTU
+    add up to at most max_w. An all-or-nothing offer therefore serves one request per MTU.
     """
 
     name: ClassVar[str] = "clearing"

@@ -3,15 +3,20 @@ a binary), solved by HiGHS from the greedy merit order as MIP start.
 
 Why this shape:
 - Binaries only where an offer needs them: a semi-continuous award gets one (0 or within
-  [min_w, max_w]), an all-or-nothing award *is* one; divisible offers stay continuous. Most
-  of a day-ahead book is divisible, so the MILP stays close to its LP.
+  [min_w, max_w]), an all-or-nothing award *is* one; divisible offers stay continuous, so
+  the MILP stays close to its LP (gap 0.06 % at the root on the benchmark book).
 - A node limit (``mip_max_nodes``), one thread and a fixed seed instead of a time limit: the
   same book gives the same awards on a busy machine and an idle one. The gap the solver
   proves is reported with the result (relative, and absolute in €), which is what the auditor's
   check allows for.
-- The greedy solution is a feasible point of every stage (slacks absorb what it leaves
-  unmet), so HiGHS starts with an incumbent at least as good as the baseline: the clearing
-  never costs more, nor leaves more unmet, than the greedy of the same book.
+- Block by block (``market.clearing.solve.solve_decomposed``): MTUs never interact and
+  requests only through the offers they share, so a stage is many small independent MILPs;
+  the LP relaxation is solved once and only the blocks it leaves fractional are solved as
+  MILPs. The node limit applies per block.
+- The greedy merit order is a feasible point of every stage model (slacks absorb what it
+  leaves unmet) and is each block's MIP start, so a stage's objective (cost + penalties) is
+  never worse than the greedy's on the same stage. The money alone may be higher where the
+  optimum covers volume the greedy left unmet.
 - Ties: the model is built in canonical order (offers and requests by hash, MTUs by time) and
   HiGHS is deterministic with these options, so equal-cost alternatives are broken the same
   way on every run and whatever order the book arrived in. No cost perturbation is added: it
@@ -58,7 +63,7 @@ class DsoFirstClearing(Clearing):
     """DSO requests first at minimum cost, then TSO requests on the remaining flexibility.
 
     Options beyond ``Clearing``'s: ``pricing`` (``pay_as_bid`` | ``pay_as_cleared``),
-    ``mip_max_nodes`` (branch-and-bound node limit per stage), ``mip_rel_gap`` (stop when
+    ``mip_max_nodes`` (branch-and-bound node limit per block), ``mip_rel_gap`` (stop when
     proven this close), ``random_seed``, and ``backend``: ``highs`` (highspy, with the MIP
     start) or ``cvxpy`` (the same model through CVXPY's HiGHS interface, without it).
     """
