@@ -41,6 +41,7 @@ __all__ = [
     "SessionKind",
     "SessionNotice",
     "SetPoint",
+    "StageProvenance",
     "Validation",
 ]
 
@@ -264,15 +265,34 @@ class Validation(SignedMessage):
         }
 
 
+class StageProvenance(Message):
+    """One clearing stage as the auditor needs it to re-solve and compare (ARCHITECTURE.md,
+    "Verifiable clearing"): what was minimised, how sure the solver is, and the penalties."""
+
+    stage: Literal["dso", "tso"]
+    cost_cents: int
+    objective_eur: float = Field(description="awarded MWh × price + unmet penalties, in €")
+    mip_gap: float = Field(ge=0, description="relative gap the solver proved")
+    mip_gap_eur: float = Field(ge=0, description="absolute gap, €")
+    penalty_margin_eur_per_mwh: float = Field(ge=0)
+    penalty_volume_eur_per_mwh: float = Field(ge=0)
+    unmet_w: int = Field(ge=0)
+    status: str = ""
+
+
 class ClearingProvenance(Message):
-    """What computed a clearing: the pluggable class's name and version, solver and gap."""
+    """What computed a clearing: the pluggable class's name and version, solver and gap, its
+    options (reliability margin, minimum factor, pricing rule) and each stage's figures."""
 
     name: str
     version: str
     solver: str
     mip_gap: float = 0.0
+    pricing: Literal["pay_as_bid", "pay_as_cleared"] = "pay_as_bid"
     stage_costs_cents: dict[str, int] = Field(default_factory=dict)
     unmet_w: dict[str, int] = Field(default_factory=dict, description="request hash -> unmet W")
+    stages: list[StageProvenance] = Field(default_factory=list)
+    options: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
 
 class MarketOutcome(SignedMessage):
@@ -379,7 +399,13 @@ class Receipt(Message):
     """
 
     kind: Literal[
-        "offer", "request", "validation", "order", "customers", "availability", "baseline",
+        "offer",
+        "request",
+        "validation",
+        "order",
+        "customers",
+        "availability",
+        "baseline",
         "history",
     ]
     hash: Hash32

@@ -8,6 +8,7 @@ from typing import Any
 from flexledger.messages import Award, ClearingProvenance
 from flexledger.messages.common import b32, id32
 from flexledger.messages.leaves import award_leaf
+from flexledger.messages.market import StageProvenance
 from flexledger.units import Direction, awarded_wh, payment_cents
 from market.clearing.book import AwardKey, Stage
 
@@ -154,6 +155,24 @@ class ClearingResult:
             version=self.provenance.version,
             solver=self.provenance.solver,
             mip_gap=self.provenance.mip_gap,
+            pricing=self.provenance.pricing,  # type: ignore[arg-type]
             stage_costs_cents={str(k): v for k, v in self.stage_costs_cents.items()},
             unmet_w=per_request,
+            stages=[
+                StageProvenance(
+                    stage=str(s.stage),  # type: ignore[arg-type]
+                    cost_cents=s.cost_cents,
+                    objective_eur=s.objective_eur,
+                    mip_gap=s.mip_gap if s.mip_gap == s.mip_gap else 0.0,  # NaN: greedy
+                    mip_gap_eur=s.mip_gap_eur if s.mip_gap_eur == s.mip_gap_eur else 0.0,
+                    penalty_margin_eur_per_mwh=s.penalty_margin_eur_per_mwh,
+                    penalty_volume_eur_per_mwh=s.penalty_volume_eur_per_mwh,
+                    unmet_w=s.unmet_w,
+                    status=s.status,
+                )
+                for s in self.stages.values()
+            ],
+            options={
+                k: v for k, v in self.provenance.options.items() if isinstance(v, int | float | str)
+            },
         )

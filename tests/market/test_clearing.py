@@ -694,6 +694,12 @@ def test_from_protocol_messages_to_award_leaves() -> None:
     assert isinstance(prov, ClearingProvenance)
     assert prov.name == "dso-first-milp" and prov.version and "HiGHS" in prov.solver
     assert prov.stage_costs_cents == {"dso": 2 * payment_cents(awarded_wh(6_250), 15_000), "tso": 0}
+    # what the auditor needs to re-solve each stage and compare
+    assert [st.stage for st in prov.stages] == ["dso", "tso"]
+    dso_stage = prov.stages[0]
+    assert dso_stage.cost_cents == prov.stage_costs_cents["dso"]
+    assert dso_stage.objective_eur > 0 and dso_stage.penalty_volume_eur_per_mwh > 0
+    assert prov.pricing == "pay_as_bid" and "reliability_margin" in prov.options
 
 
 def test_the_session_window_limits_what_is_cleared() -> None:
