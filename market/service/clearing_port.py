@@ -18,6 +18,7 @@ and back, so that the rest of the service never depends on the engine's internal
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ from market.clearing import (
     Stage,
 )
 from market.service.errors import ClearingFailed
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ClearedRound", "award_cost_cents", "clear", "derived_hash"]
 
@@ -124,6 +127,9 @@ def clear(
         result = engine.compute(book, excluded=keys)
     except InfeasibleClearingError as exc:
         raise ClearingFailed(f"the clearing failed: {exc}") from exc
+    except Exception as exc:  # an engine bug: record it on the session rather than loop on it
+        log.exception("clearing engine error in %s", session_id)
+        raise ClearingFailed(f"the clearing engine failed: {type(exc).__name__}: {exc}") from exc
     awards = [
         Award(
             session_id=session_id,

@@ -181,17 +181,15 @@ def submit_request(ctx: MarketContext, envelope: Signed[Request]) -> Receipt:
     signer = authenticate(ctx, envelope, "DSO", "TSO")
     if signer != req.requester:
         raise count(ctx, WrongRole(f"signed by {signer}, not by the request's requester"))
-    is_dso = ctx.roles.has("DSO", signer)
-    stage = "dso" if is_dso and req.eligible else "tso"
-    if stage == "dso" and not req.eligible:
-        raise Invalid("a DSO request lists its eligible PODs", {"field": "message.eligible"})
-    if stage == "tso":
-        if not ctx.roles.has("TSO", signer):
-            raise count(ctx, WrongRole(f"{signer} is a DSO: its requests list eligible PODs"))
-        if req.eligible:
-            raise Invalid("a TSO request names an area, not PODs", {"field": "message.eligible"})
-        if req.area is None:
-            raise Invalid("a TSO request names its substation area", {"field": "message.area"})
+    # The request's shape says which role it needs: eligible PODs are a DSO request, an area
+    # alone a TSO request (docs/API.md).
+    stage = "dso" if req.eligible else "tso"
+    if stage == "dso" and not ctx.roles.has("DSO", signer):
+        raise count(ctx, WrongRole(f"{signer} is not a DSO: only a DSO lists eligible PODs"))
+    if stage == "tso" and not ctx.roles.has("TSO", signer):
+        if ctx.roles.has("DSO", signer):
+            raise Invalid("a DSO request lists its eligible PODs", {"field": "message.eligible"})
+        raise count(ctx, WrongRole(f"{signer} is not a TSO: only a TSO requests by area"))
     h = struct_hash(envelope)
     with ctx.lock:
         if _exists(ctx, db.requests, h):
