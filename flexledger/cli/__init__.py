@@ -16,9 +16,10 @@ from rich.logging import RichHandler
 
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
 from flexledger.cli.demo import demo_command
+from flexledger.cli.market import audit_market_command, serve_market_command
 from flexledger.settings import HomeSettings
 
-__all__ = ["app", "main"]
+__all__ = ["app", "audit_app", "main", "serve_app"]
 
 app = typer.Typer(
     name="flexledger",
@@ -82,6 +83,19 @@ app.command("devnet")(devnet_command)
 app.command("deploy")(deploy_command)
 app.add_typer(chain_app, name="chain")
 app.command("demo")(demo_command)
+
+#: ``flexledger serve <service>``: each actor's service registers its command here.
+serve_app = typer.Typer(help="Run one actor's service (distributed mode).", no_args_is_help=True)
+serve_app.command("market")(serve_market_command)
+app.add_typer(serve_app, name="serve")
+
+#: ``flexledger audit <what>``: each audit registers its command here.
+audit_app = typer.Typer(
+    help="Re-derive what the platform reports, from its public APIs and the chain.",
+    no_args_is_help=True,
+)
+audit_app.command("market")(audit_market_command)
+app.add_typer(audit_app, name="audit")
 
 
 def main() -> None:

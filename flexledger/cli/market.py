@@ -1,0 +1,80 @@
+"""``flexledger serve market`` and ``flexledger audit market``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["audit_market_command", "serve_market_command"]
+
+console = Console()
+
+
+def serve_market_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8002,
+    areas: Annotated[
+        Path | None, typer.Option(help="JSON {POD: area} file (also FLEX_AREAS_FILE).")
+    ] = None,
+) -> None:
+    """Run the Market Platform API (FLEX_DB_URL, FLEX_RPC_URL, FLEX_MQTT_URL, FLEX_MARKET_*)."""
+    import uvicorn
+
+    from flexledger.settings import ChainSettings, HomeSettings
+    from flexledger.stack import open_chain
+    from market.app import create_app
+    from market.settings import MarketSettings
+
+    settings = MarketSettings()
+    if areas is not None:
+        settings = settings.model_copy(update={"areas_file": areas})
+    with open_chain(HomeSettings().home, chain=ChainSettings()) as chain:
+        app = create_app(settings, contracts=chain.contracts())
+        console.print(f"market on http://{host}:{port} (chain {chain.rpc_url})")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def audit_market_command(
+    session: Annotated[str, typer.Option(help="The session id to audit.")],
+    market_url: Annotated[
+        str, typer.Option(envvar="FLEX_MARKET_URL", help="Base URL of the market API.")
+    ] = "http://127.0.0.1:8002",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the findings as JSON.")] = False,
+) -> None:
+    """Check a session's clearing through the market API against the chain; exit 1 on failure."""
+    import httpx
+
+    from audit.market import audit_market_session
+    from flexledger.settings import ChainSettings, HomeSettings
+    from flexledger.stack import open_chain
+
+    with (
+        open_chain(HomeSettings().home, chain=ChainSettings()) as chain,
+        httpx.Client(base_url=market_url, timeout=30) as http,
+    ):
+        report = audit_market_session(http, chain.contracts(), session)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "session": session,
+                    "ok": report.ok,
+                    "findings": [f.__dict__ for f in report.findings],
+                }
+            )
+        )
+    else:
+        table = Table(title=f"audit of market session {session}")
+        table.add_column("check")
+        table.add_column("result")
+        table.add_column("detail", overflow="fold")
+        for f in report.findings:
+            table.add_row(f.check, "[green]ok[/]" if f.ok else "[red]FAIL[/]", f.detail)
+        console.print(table)
+    if not report.ok:
+        raise typer.Exit(1)
