@@ -7,12 +7,14 @@ SQLite files under ``./.flexledger``. Set them to run against existing engines.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
     "ChainSettings",
+    "ConcentratorSettings",
     "DbSettings",
     "HomeSettings",
     "LightNodeSettings",
@@ -65,3 +67,44 @@ class LightNodeSettings(_Flex):
         default=None, description="SQLite file of the Light Node's durable sample buffer."
     )
     health_interval_s: float = Field(default=60.0, description="Seconds between health lines.")
+    anchor: Literal["direct", "concentrator"] = Field(
+        default="direct",
+        description="Anchor each window from the device key ('direct'), or publish its signed "
+        "root for a concentrator to batch ('concentrator').",
+    )
+    max_batch_samples: int = Field(
+        default=225,
+        ge=1,
+        le=10_000,
+        description="Most samples in one signed MQTT message (catch-up, accelerated clock); "
+        "a message never spans two windows.",
+    )
+    scd_url: str | None = Field(
+        default=None,
+        description="SCD HTTP base URL; when set, uncertified windows are also polled there "
+        "(GET /windows) in case a certification message was missed.",
+    )
+    scd_poll_s: float = Field(default=60.0, description="Seconds between SCD polls.")
+    manifest_retry_s: float = Field(
+        default=120.0,
+        description="Seconds after which the manifest of a window that is still not certified "
+        "(or, in concentrator mode, not batched) is published again.",
+    )
+    anchor_backoff_max_s: float = Field(
+        default=30.0, description="Longest wait between two attempts to anchor a window."
+    )
+
+
+class ConcentratorSettings(_Flex):
+    concentrator_id: str = Field(
+        default="c1", description="Topic-safe name of the concentrator (flex/concentrator/{id})."
+    )
+    concentrator_db: Path | None = Field(
+        default=None, description="SQLite file of the concentrator's pending windows and batches."
+    )
+    batch_interval_s: float = Field(
+        default=30.0, description="Seconds a received window root waits before its batch is sent."
+    )
+    batch_max_windows: int = Field(
+        default=500, ge=1, le=100_000, description="Most window roots in one anchored batch."
+    )
