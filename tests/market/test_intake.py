@@ -120,3 +120,47 @@ async def test_session_commands(market: Market) -> None:
     assert _code(await m.post("/offers", offer)) == (409, "gate_closed")
     assert isinstance(offer.message, Offer)
     assert _code(await m.post("/offers", m.offer(pod=POD1, session="NOPE"))) == (422, "invalid")
+
+
+async def test_validation_and_order_refusals(market: Market) -> None:
+    m = market
+    await m.open("DA-1")
+    await m.populate("DA-1")
+    # an order before any outcome: wrong state
+    await m.advance_to(GATE)
+    await m.wait_state("DA-1", "validating")
+    r1 = (await m.round("DA-1", 1)).message
+    assert _code(await m.post("/orders", m.order(r1.awards[0]))) == (409, "wrong_state")
+    good = m.validation(r1)
+    # decisions that do not hash to the signed root: 401
+    forged = env_json(good)
+    forged["message"]["decisions"] = forged["message"]["decisions"][1:]
+    assert _code(await m.post("/sessions/DA-1/validations", forged)) == (401, "bad_signature")
+    # a validation signed by the TSO: 403
+    by_tso = signer("tso", m.contracts).sign(good.message)
+    assert _code(await m.post("/sessions/DA-1/validations", by_tso)) == (403, "wrong_role")
+    # another round's root, a missing decision
+    other_root = m.validation(r1.model_copy(update={"awards_root": "0x" + "ab" * 32}))
+    assert _code(await m.post("/sessions/DA-1/validations", other_root)) == (422, "invalid")
+    partial = m.validation(r1.model_copy(update={"awards": r1.awards[1:]}))
+    r = await m.post("/sessions/DA-1/validations", partial)
+    assert _code(r) == (422, "invalid")
+    assert (await m.get("/sessions/DA-1/validations")) == []
+    assert (await m.post("/sessions/DA-1/validations", good)).status_code == 201
+    assert (await m.post("/sessions/DA-1/validations", good)).json()["duplicate"] is True
+    await m.wait_state("DA-1", "final")
+
+    award = next(a for a in r1.awards if a.stage == "dso")
+    # more power than awarded; an MTU not awarded; the TSO ordering the DSO's award; expired
+    too_much = m.order(award, power_w=award.power_w + 1)
+    assert _code(await m.post("/orders", too_much)) == (422, "invalid")
+    late_mtu = m.order(award.model_copy(update={"mtu_start_s": award.mtu_start_s + 86_400}))
+    assert _code(await m.post("/orders", late_mtu)) == (422, "invalid")
+    assert _code(await m.post("/orders", m.order(award, issuer="tso"))) == (403, "wrong_role")
+    expired = m.order(award, expiry_s=m.clock.now_s() - 1)
+    assert _code(await m.post("/orders", expired)) == (422, "expired")
+    ok = m.order(award)
+    assert (await m.post("/orders", ok)).status_code == 201
+    clash = m.order(award, power_w=1, nonce=ok.message.nonce)
+    assert _code(await m.post("/orders", clash)) == (409, "conflict")
+    assert len(await m.get("/orders", session="DA-1")) == 1
