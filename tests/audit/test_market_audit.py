@@ -56,7 +56,9 @@ async def test_audit_honest_and_lying_market(contracts: FlexContracts, tmp_path:
     # ... or about an offer of the committed order book
     o = db.offers.c
     with engine.begin() as conn:
-        h, envelope = conn.execute(select(o.hash, o.envelope).order_by(o.hash)).first()  # type: ignore[misc]
+        row = conn.execute(select(o.hash, o.envelope).order_by(o.hash)).first()
+        assert row is not None
+        h, envelope = row
         envelope["message"]["price_cents_per_mwh"] += 100
         conn.execute(update(db.offers).where(o.hash == h).values(envelope=envelope))
     failed = _failed(audit_market_session(http, contracts, "DA-1"))

@@ -231,10 +231,7 @@ class Market:
         )
 
     def validation(
-        self,
-        outcome: MarketOutcome,
-        reject: set[str] = frozenset(),
-        **kw: Any,  # type: ignore[assignment]
+        self, outcome: MarketOutcome, reject: frozenset[str] | set[str] = frozenset(), **kw: Any
     ) -> Signed[Validation]:
         decisions = [
             Decision(
