@@ -59,7 +59,9 @@ async def test_day_ahead_flow(
         assert {a.stage for a in outcome.message.awards} == {"dso", "tso"}
         for a in outcome.message.awards:
             proof = await m.get(f"/sessions/DA-1/awards/{a.award_hash}")
-            assert market.verify_award(sid, b32(proof["award_hash"]), [b32(p) for p in proof["proof"]])
+            assert market.verify_award(
+                sid, b32(proof["award_hash"]), [b32(p) for p in proof["proof"]]
+            )
 
         # activation: the DSO orders an award of its own request
         dso_award = next(a for a in outcome.message.awards if a.stage == "dso")
