@@ -29,7 +29,7 @@ demo: setup ## Run what exists of the market day on the embedded default
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy flexledger node scripts bench
+	$(VENV)/bin/mypy $(wildcard flexledger node lightnode scd dso market aggregator audit sim scripts bench)
 
 bench: setup ## Run every benchmark in bench/ (each prints a JSON line last)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
