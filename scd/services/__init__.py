@@ -1,0 +1,1 @@
+"""The SCD's service modules: what the HTTP handlers call (no FastAPI in here but ``ApiError``)."""

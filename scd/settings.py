@@ -1,0 +1,66 @@
+"""Settings of the Shared Customer Database service, read from ``FLEX_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ScdSettings"]
+
+
+class ScdSettings(BaseSettings):
+    """Everything ``flexledger serve scd`` needs; the embedded default needs none of it."""
+
+    model_config = SettingsConfigDict(env_prefix="FLEX_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".flexledger"),
+        description="State folder of the embedded default (the SQLite file, the address book).",
+    )
+    db_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of PostgreSQL (tables in schema 'scd'); unset: "
+        "<home>/scd.sqlite.",
+    )
+    db_schema: str = Field(
+        default="scd", description="PostgreSQL schema of the SCD's tables (FLEX_DB_SCHEMA)."
+    )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt://host:port of the broker; unset: no MQTT ingestion (HTTP API only).",
+    )
+    mqtt_client_id: str = Field(
+        default="flex-scd",
+        description="Stable MQTT client id: the broker keeps the SCD's durable session (QoS 1 "
+        "measurements queued while it is down). Two SCDs on one broker need two ids.",
+    )
+    mqtt_connect_wait_s: float = Field(
+        default=10.0, description="Seconds the start waits for the broker before going on."
+    )
+    topic_root: str = Field(
+        default="flex", description="Root of the MQTT topics (FLEX_TOPIC_ROOT)."
+    )
+    rpc_url: str | None = Field(default=None, description="JSON-RPC URL of the chain.")
+    address_book: Path | None = Field(
+        default=None, description="Address book JSON (default: <home>/addresses.json)."
+    )
+    chain_poll_s: float = Field(
+        default=1.0, description="Seconds between reads of new chain events (anchors, devices)."
+    )
+    flush_max: int = Field(
+        default=4000, description="Most measurement messages verified and stored in one batch."
+    )
+    flush_interval_s: float = Field(
+        default=0.05, description="Longest wait before a partial batch is stored."
+    )
+    resend_interval_s: float = Field(
+        default=30.0, description="Seconds between resend requests for a pending window."
+    )
+    resend_max: int = Field(
+        default=10, description="Resend requests per window before it stays pending silently."
+    )
+
+    def book_path(self) -> Path:
+        return self.address_book or self.home / "addresses.json"
