@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from flexledger.cli.audit import audit_measurements_command, audit_proof_command
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
 from flexledger.cli.demo import demo_command
 from flexledger.cli.market import audit_market_command, serve_market_command
+from flexledger.cli.scd import serve_scd_command
 from flexledger.settings import HomeSettings
 
 __all__ = ["app", "audit_app", "main", "serve_app"]
@@ -87,6 +89,7 @@ app.command("demo")(demo_command)
 #: ``flexledger serve <service>``: each actor's service registers its command here.
 serve_app = typer.Typer(help="Run one actor's service (distributed mode).", no_args_is_help=True)
 serve_app.command("market")(serve_market_command)
+serve_app.command("scd")(serve_scd_command)
 app.add_typer(serve_app, name="serve")
 
 #: ``flexledger audit <what>``: each audit registers its command here.
@@ -95,6 +98,8 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 audit_app.command("market")(audit_market_command)
+audit_app.command("measurements")(audit_measurements_command)
+audit_app.command("proof")(audit_proof_command)
 app.add_typer(audit_app, name="audit")
 
 
