@@ -1,0 +1,1 @@
+"""DSO Technical Platform."""
