@@ -29,14 +29,15 @@ from flexledger.powerflow import (
     GridConfig,
     GridFileError,
     Injections,
+    parallel_trafo_groups,
     profile_steps,
     profiles_for_day,
 )
 from flexledger.powerflow.scenario_grid import scenario_grid
-from flexledger.scenario import PodSpec, RemedySpace, Scenario, load_scenario
+from flexledger.scenario import PodSpec, RemedySpace, Scenario, TapChangerSpec, load_scenario
 from flexledger.time import MTUS_PER_DAY
 
-__all__ = ["DsoGrid", "Limits", "PodInfo", "PodMappingError"]
+__all__ = ["DsoGrid", "Limits", "PodInfo", "PodMappingError", "default_remedy_space", "pod_info"]
 
 log = logging.getLogger(__name__)
 
@@ -396,3 +397,22 @@ def _checked_pods(net: pp.pandapowerNet, pods: list[PodInfo]) -> dict[str, PodIn
                     raise PodMappingError(f"{where}: {table} {e} already belongs to POD {other}")
         out[pod.code] = pod
     return out
+
+
+def default_remedy_space(net: pp.pandapowerNet) -> RemedySpace:
+    """The remedy space of a grid without a scenario: its on-load tap changers only — every
+    group of parallel transformers fed from above 36 kV with a ratio tap changer, moved together
+    over its table range. No switching (which switch a tie point opens is the scenario's call).
+    """
+    changers = []
+    vn = net.bus.vn_kv
+    for group in parallel_trafo_groups(net):
+        rows = net.trafo.loc[group]
+        if not (vn[rows.hv_bus] > 36.0).all():
+            continue
+        if not (rows.get("tap_changer_type") == "Ratio").all():
+            continue
+        lo, hi = rows.tap_min.max(), rows.tap_max.min()
+        if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+            changers.append(TapChangerSpec(trafos=group, tap_min=int(lo), tap_max=int(hi)))
+    return RemedySpace(tap_changers=changers)

@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 from flexledger.cli.audit import audit_measurements_command, audit_proof_command
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
 from flexledger.cli.demo import demo_command
+from flexledger.cli.dso import dso_app, serve_dso_command
 from flexledger.cli.market import audit_market_command, serve_market_command
 from flexledger.cli.scd import serve_scd_command
 from flexledger.settings import HomeSettings
@@ -90,7 +91,9 @@ app.command("demo")(demo_command)
 serve_app = typer.Typer(help="Run one actor's service (distributed mode).", no_args_is_help=True)
 serve_app.command("market")(serve_market_command)
 serve_app.command("scd")(serve_scd_command)
+serve_app.command("dso")(serve_dso_command)
 app.add_typer(serve_app, name="serve")
+app.add_typer(dso_app, name="dso")
 
 #: ``flexledger audit <what>``: each audit registers its command here.
 audit_app = typer.Typer(
