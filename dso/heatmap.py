@@ -96,9 +96,8 @@ def write_heatmap(assessment: GridAssessment, path: str | Path) -> Path:
     axes[0].set_yticklabels([str(int(assessment.bus_index[i])) for i in order[::step]], fontsize=7)
     assert image is not None
     fig.colorbar(image, ax=axes, label="vm_pu", shrink=0.8)
-    fig.suptitle(
-        f"Voltage per bus and MTU, {assessment.horizon.replace('_', ' ')} of day {assessment.day_s}"
-    )
+    day = from_s(assessment.day_s).date().isoformat()
+    fig.suptitle(f"Voltage per bus and MTU, {assessment.horizon.replace('_', ' ')}, {day}")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
