@@ -28,6 +28,7 @@ from market.api import (
 from market.service import build_context, sessions
 from market.service.announce import Announcer, MqttAnnouncer
 from market.service.errors import MarketError
+from market.service.scd import ScdReader
 from market.service.scheduler import GateScheduler
 from market.settings import MarketSettings
 from node.contracts import FlexContracts
@@ -50,18 +51,19 @@ def create_app(
     announcer: Announcer | None = None,
     areas: Mapping[str, str] | None = None,
     scheduler: bool = True,
+    scd: ScdReader | None = None,
 ) -> FastAPI:
     """The market API. Everything but ``settings`` is for wiring and tests: injected contracts
     (else ``FLEX_RPC_URL`` and the address book), a clock (else the wall clock), an announcer
-    (else MQTT at ``FLEX_MQTT_URL``, or none), extra POD areas, and whether gates close on the
-    clock by themselves."""
+    (else MQTT at ``FLEX_MQTT_URL``, or none), extra POD areas, whether gates close on the
+    clock by themselves, and the SCD reader of settlement (else HTTP at ``FLEX_SCD_URL``)."""
     settings = settings or MarketSettings()
     mqtt: MqttAnnouncer | None = None
     if announcer is None and settings.mqtt_url:
         mqtt = MqttAnnouncer(settings.mqtt_url, Topics(settings.mqtt_root))
         announcer = mqtt
     ctx = build_context(
-        settings, contracts=contracts, clock=clock, announcer=announcer, areas=areas
+        settings, contracts=contracts, clock=clock, announcer=announcer, areas=areas, scd=scd
     )
 
     @asynccontextmanager

@@ -38,6 +38,8 @@ __all__ = [
     "outcomes",
     "requests",
     "sessions",
+    "settlement_runs",
+    "settlements",
     "validations",
 ]
 
@@ -221,4 +223,40 @@ areas = Table(
     metadata,
     Column("pod", String(34), primary_key=True),
     Column("area", String(64), nullable=False, index=True),
+)
+
+settlement_runs = Table(
+    "settlement_runs",
+    metadata,
+    Column("session_id", String(64), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("baseline_method", String(64), nullable=False),
+    Column("tolerance_ppm", Integer, nullable=False),
+    Column("penalty_ppm", Integer, nullable=False),
+    Column("not_activated", JSON, nullable=False, default=list),
+    Column("mark_tx", String(H)),
+    Column("error", Text),
+    Column("created_s", BigInteger, nullable=False),
+    Column("updated_s", BigInteger, nullable=False),
+)
+
+settlements = Table(
+    "settlements",
+    metadata,
+    Column("award_hash", String(H), primary_key=True),
+    Column("session_id", String(64), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("pod", String(34), nullable=False),
+    Column("mtu_start_s", BigInteger, nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("claim_cents", BigInteger, nullable=False),
+    Column("payer", String(A), nullable=False),
+    Column("payee", String(A), nullable=False),
+    Column("brp", String(A), nullable=False),
+    Column("day_s", BigInteger, nullable=False),
+    Column("record_hash", String(H), nullable=False),
+    Column("envelope", JSON, nullable=False),
+    Column("tx_hash", String(H)),
+    Column("created_s", BigInteger, nullable=False),
 )

@@ -8,12 +8,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from flexledger.messages import (
+    Address,
     Award,
+    DsoPayment,
     Hash32,
     Offer,
     Order,
     PodCode,
     Request,
+    SettlementOutcome,
     Signed,
     Validation,
 )
@@ -31,6 +34,8 @@ __all__ = [
     "RequestPublic",
     "SessionPublic",
     "SessionState",
+    "SettlementLine",
+    "SettlementPublic",
     "ValidationPublic",
 ]
 
@@ -152,3 +157,41 @@ class Health(BaseModel):
     chain_id: int
     block: int
     counters: dict[str, int] = Field(default_factory=dict)
+
+
+class SettlementLine(BaseModel):
+    """One activated award's settlement: the market operator's signed outcome (I-15), who pays
+    whom, the baseline it used, and the ``settle`` transaction that moved the amount (I-16)."""
+
+    outcome: Signed[SettlementOutcome]
+    record_hash: Hash32 = Field(description="struct hash of the SettlementRecord (on chain)")
+    payer: Address
+    payee: Address
+    brp: Address = Field(description="BRP whose committed baseline root the record names")
+    day_s: int = Field(description="delivery day of that baseline")
+    payment: DsoPayment | None = Field(
+        default=None, description="I-16: the amount moved payer → aggregator, once on chain"
+    )
+    tx_hash: Hash32 | None = None
+
+
+class SettlementPublic(BaseModel):
+    """A session's settlement: ``not_settled`` (nothing yet), ``settling`` (outcomes signed and
+    stored, transactions under way — ``error`` says what stopped them), ``settled`` (every
+    record on chain and the session marked settled)."""
+
+    session_id: str
+    state: Literal["not_settled", "settling", "settled"]
+    baseline_method: str | None = None
+    tolerance_ppm: int | None = None
+    penalty_ppm: int | None = None
+    lines: list[SettlementLine] = Field(default_factory=list)
+    not_activated: list[Hash32] = Field(
+        default_factory=list,
+        description="awards of the final outcome no recorded order activated: not paid (the "
+        "use case pays for energy moved), not settled on chain",
+    )
+    amount_cents: int = 0
+    claim_cents: int = 0
+    mark_settled_tx: Hash32 | None = None
+    error: str | None = None

@@ -76,6 +76,37 @@ class MarketSettings(BaseSettings):
         default=1.0, ge=0, description="Seconds between role-event polls of the role cache."
     )
     chain_timeout_s: float = Field(default=30.0, description="Seconds to wait for a receipt.")
+    scd_url: str | None = Field(
+        default=None,
+        description="Base URL of the SCD API (quarterly measures, windows, baselines) that "
+        "settlement reads; unset: settlement answers 409 wrong_state.",
+    )
+    settlement_tolerance_ppm: int = Field(
+        default=100_000,
+        ge=0,
+        le=1_000_000,
+        description="Share of an award's activated energy (ppm) that may go undelivered "
+        "without penalty.",
+    )
+    settlement_penalty_ppm: int = Field(
+        default=500_000,
+        ge=0,
+        le=10_000_000,
+        description="Price of one Wh undelivered beyond the tolerance, as a share (ppm) of the "
+        "award's price; a penalty beyond the amount is a claim, never moved.",
+    )
+    settle_delay_s: int = Field(
+        default=900,
+        ge=0,
+        description="Seconds after a session's delivery end before it may be settled (the "
+        "last windows' anchors and certifications).",
+    )
+    baseline_lookback_days: int = Field(
+        default=45, ge=1, le=366, description="How far back high-X-of-Y looks for eligible days."
+    )
+    mbma_before_mtus: int = Field(
+        default=4, ge=1, le=96, description="MTUs meter-before/meter-after averages."
+    )
 
     def database_url(self) -> str:
         from flexledger.storage import database_url

@@ -11,10 +11,10 @@ from market.schemas import (
     AwardProof,
     OrderBookPublic,
     SessionPublic,
+    SettlementPublic,
     ValidationPublic,
 )
-from market.service import intake, reads, sessions
-from market.service.errors import NotImplementedYet
+from market.service import intake, reads, sessions, settlement
 
 router = APIRouter(tags=["sessions"], responses=ERROR_RESPONSES)
 
@@ -30,7 +30,8 @@ def open_session(ctx: Ctx, envelope: Signed[SessionCommand], response: Response)
 
 @router.post("/sessions/{sid}/commands")
 def command(ctx: Ctx, sid: SessionPath, envelope: Signed[SessionCommand]) -> SessionPublic:
-    """Close the gate, clear again or finalize (the market operator's signed command)."""
+    """Close the gate, clear again, finalize or settle (the market operator's signed
+    command)."""
     return sessions.apply_command(ctx, sid, envelope)
 
 
@@ -86,8 +87,9 @@ def award(ctx: Ctx, sid: SessionPath, award_hash: HashPath) -> AwardProof:
     return reads.award_proof(ctx, sid, award_hash)
 
 
-@router.get("/sessions/{sid}/settlement", responses={501: ERROR_RESPONSES[422]})
-def settlement(ctx: Ctx, sid: SessionPath) -> list[Signed[MarketOutcome]]:
-    """Settlement (I-15) is not part of this platform version: 501."""
-    reads.session(ctx, sid)
-    raise NotImplementedYet("settlement is not part of this market platform yet")
+@router.get("/sessions/{sid}/settlement")
+def get_settlement(ctx: Ctx, sid: SessionPath) -> SettlementPublic:
+    """The session's settlement (I-15): per activated award the market operator's signed
+    outcome, payer, payee, baseline and ``settle`` transaction (I-16); the awards no order
+    activated (not paid); the ``markSettled`` transaction."""
+    return settlement.settlement_view(ctx, sid)

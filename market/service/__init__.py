@@ -4,7 +4,10 @@
 - ``sessions``: open, gate closure, clearing rounds, validation rounds, final outcome;
 - ``intake``: signed offers, requests and validations; ``activation``: orders;
 - ``reads``: every public view; ``scheduler.GateScheduler``: gates closed on the clock;
-- ``clearing_port``: the adapter to ``market.clearing``.
+- ``clearing_port``: the adapter to ``market.clearing``;
+- ``settlement``: settle a session's activated awards from the SCD's certified measures (I-15),
+  on chain with the payments (I-16); ``settlement_rules`` the rule, ``baselines`` the methods,
+  ``scd`` the SCD reads.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from market.service.announce import Announcer, MemoryAnnouncer
 from market.service.chain import MarketChain
 from market.service.context import MarketContext
 from market.service.roles import RoleCache
+from market.service.scd import HttpScdReader, ScdReader
 from market.settings import MarketSettings
 from node.contracts import FlexContracts
 from node.keys import load_account
@@ -72,8 +76,10 @@ def build_context(
     clock: Clock | None = None,
     announcer: Announcer | None = None,
     areas: Mapping[str, str] | None = None,
+    scd: ScdReader | None = None,
 ) -> MarketContext:
-    """Everything the market needs, connected; the database migrated to the newest revision."""
+    """Everything the market needs, connected; the database migrated to the newest revision.
+    Settlement reads the SCD through ``scd``, else over HTTP at ``FLEX_SCD_URL``."""
     url = settings.database_url()
     engine = make_engine(url, schema=settings.db_schema)
     schema = settings.db_schema if is_postgres(engine) else None
@@ -90,6 +96,7 @@ def build_context(
         clock=clock or WallClock(),
         announcer=announcer or MemoryAnnouncer(Topics(settings.mqtt_root)),
         operator=LocalSigner(operator, domain),
+        scd=scd or (HttpScdReader(settings.scd_url) if settings.scd_url else None),
     )
     pods = dict(load_areas(settings.areas_file)) if settings.areas_file else {}
     pods.update(areas or {})

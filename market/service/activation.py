@@ -20,6 +20,7 @@ from market.service.checks import authenticate, count, nonce_conflict, not_expir
 from market.service.context import MarketContext
 from market.service.errors import Invalid, NotFound, WrongRole, WrongState
 from market.service.intake import _exists, _insert, _nonce_used, receipt
+from market.service.settlement import is_settling
 
 __all__ = ["order_awards", "submit_order"]
 
@@ -70,6 +71,9 @@ def submit_order(ctx: MarketContext, envelope: Signed[Order]) -> Receipt:
         if _exists(ctx, db.orders, h):
             return receipt(ctx, h, duplicate=True)
         not_expired(ctx, order.expiry_s, "expiry_s")
+        with ctx.engine.connect() as conn:
+            if is_settling(conn, order.session_id):
+                raise WrongState(f"session {order.session_id} is being settled: no more orders")
         moved = order_awards(ctx, order)
         with ctx.engine.connect() as conn:
             req = conn.execute(

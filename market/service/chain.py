@@ -1,4 +1,4 @@
-"""The market's commitments on chain, each one idempotent.
+"""The market's commitments on chain (and its settlements), each one idempotent.
 
 Why idempotent: the database and the chain are two stores, and a process can die between a
 mined transaction and the row that records it. Every step here first reads what the chain
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import event_abi_to_log_topic
 from web3.types import TxReceipt
 
 from flexledger.messages import Order, Signed, Validation, id32
@@ -144,3 +145,69 @@ class MarketChain:
             ),
         )
         return _tx(receipt)
+
+    # -- settlement ------------------------------------------------------------------------
+
+    def settle(
+        self,
+        record: dict[str, Any],
+        record_hash: bytes,
+        payer: str,
+        payee: str,
+        brp: str,
+        day_s: int,
+        award_proof: list[bytes],
+    ) -> str:
+        """``Settlement.settle`` for one award; its transaction. When the chain holds this very
+        record already (a re-run after a restart) nothing is sent and the transaction that
+        settled it is returned; ``ChainFailure`` when the chain holds another record."""
+        award_hash: bytes = record["awardHash"]
+        settlement = self.contracts.settlement
+        done = self._send("settlementOf", lambda: settlement.settlement_of(award_hash))
+        if done is not None:
+            if done.record_hash != record_hash:
+                raise ChainFailure(
+                    f"award 0x{award_hash.hex()} is settled on chain with another record "
+                    f"(0x{done.record_hash.hex()})"
+                )
+            return self._settled_tx(award_hash, done.settled_block)
+        receipt = self._send(
+            "settle",
+            lambda: settlement.settle(self.operator, record, payer, payee, brp, day_s, award_proof),
+        )
+        return _tx(receipt)
+
+    def _settled_tx(self, award_hash: bytes, block: int) -> str:
+        settlement = self.contracts.settlement
+        topic = "0x" + event_abi_to_log_topic(settlement.contract.events.AwardSettled().abi).hex()
+        logs = self._send(
+            "getLogs",
+            lambda: settlement.w3.eth.get_logs(
+                {
+                    "address": settlement.address,
+                    "fromBlock": block,
+                    "toBlock": block,
+                    "topics": [topic, "0x" + award_hash.hex()],
+                }
+            ),
+        )
+        if not logs:
+            raise ChainFailure(f"award 0x{award_hash.hex()}: no AwardSettled log in block {block}")
+        return "0x" + bytes(logs[0]["transactionHash"]).hex()
+
+    def mark_settled(self, session_id: str) -> str | None:
+        """``markSettled``; None when the session is settled on chain already."""
+        s = self.session(session_id)
+        if s.state >= SessionState.SETTLED:
+            return None
+        receipt = self._send(
+            "markSettled", lambda: self.market.mark_settled(self.operator, id32(session_id))
+        )
+        return _tx(receipt)
+
+    def spendable_cents(self, payer: str) -> int:
+        """What ``payer`` lets Settlement move now: min(allowance, balance), cents."""
+        token, spender = self.contracts.token, self.contracts.settlement.address
+        allowance = self._send("allowance", lambda: token.allowance(payer, spender))
+        balance = self._send("balanceOf", lambda: token.balance_of(payer))
+        return min(allowance, balance)

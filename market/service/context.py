@@ -13,6 +13,7 @@ from flexledger.protocols import Clock
 from market.service.announce import Announcer
 from market.service.chain import MarketChain
 from market.service.roles import RoleCache
+from market.service.scd import ScdReader
 from market.settings import MarketSettings
 from node.eip712 import Domain
 from node.signing import LocalSigner
@@ -27,6 +28,7 @@ class MarketContext:
     ``lock`` serialises every write of this process: a gate closure and an offer arriving at
     the same instant must not both succeed. ``counters`` counts refusals by code (conflicts
     are counted, as docs/API.md asks). ``wake`` tells the scheduler that a gate time changed.
+    ``scd`` is what settlement reads the SCD through (None: no settlement).
     """
 
     settings: MarketSettings
@@ -40,3 +42,4 @@ class MarketContext:
     lock: threading.RLock = field(default_factory=threading.RLock)
     counters: Counter[str] = field(default_factory=Counter)
     wake: Callable[[], None] = lambda: None
+    scd: ScdReader | None = None

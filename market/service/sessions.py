@@ -37,7 +37,7 @@ from flexledger.messages import (
 from flexledger.time import MTU_S
 from market import db
 from market.schemas import SessionPublic
-from market.service import store
+from market.service import settlement, store
 from market.service.book import book_entries, root_of
 from market.service.checks import authenticate, count, not_expired, struct_hash
 from market.service.clearing_port import clear
@@ -47,7 +47,6 @@ from market.service.errors import (
     Conflict,
     Invalid,
     MarketError,
-    NotImplementedYet,
     WrongState,
 )
 
@@ -199,7 +198,7 @@ def open_session(
 def apply_command(
     ctx: MarketContext, session_id: str, envelope: Signed[SessionCommand]
 ) -> SessionPublic:
-    """Close the gate, clear or finalize a session on the operator's signed command."""
+    """Close the gate, clear, finalize or settle a session on the operator's signed command."""
     cmd = envelope.message
     if cmd.session_id != session_id:
         raise Invalid("the command names another session", {"field": "message.session_id"})
@@ -221,7 +220,9 @@ def apply_command(
                     raise WrongState(f"session {session_id} is {row.state}, not validating")
                 finalize(ctx, session_id)
             elif cmd.action == SessionAction.SETTLE:
-                raise NotImplementedYet("settlement is not part of this market platform yet")
+                if row.state != "final":
+                    raise WrongState(f"session {session_id} is {row.state}, not final")
+                settlement.settle_session(ctx, session_id)
             else:
                 raise Invalid("use POST /sessions to open a session", {"field": "message.action"})
             with ctx.engine.begin() as conn:
@@ -623,7 +624,7 @@ def tick(ctx: MarketContext) -> int | None:
 
 def recover(ctx: MarketContext) -> None:
     """Finish what a stopped process left half done: a closed gate never cleared, a recorded
-    validation never acted upon."""
+    validation never acted upon, a settlement whose records are not all on chain."""
     s = db.sessions.c
     with ctx.engine.connect() as conn:
         rows = conn.execute(
@@ -645,3 +646,4 @@ def recover(ctx: MarketContext) -> None:
                 on_validation(ctx, row.session_id, store.load_validation(v.envelope).message)
         except MarketError as exc:
             log.error("session %s: recovery failed: %s", row.session_id, exc.message)
+    settlement.recover(ctx)
