@@ -12,8 +12,9 @@ voltage difference over every bus and MTU.
 
 Goals: ``speedup >= 10`` and ``max_vm_diff_pu <= 1e-4``.
 
-``assessment_s`` (the DSO's whole assessment of the day: power flows, violation localisation)
-is ``null`` until the DSO issue fills in :func:`assessment_figure`.
+``assessment_s``: the DSO's full day-ahead assessment of 96 MTUs (power flows, violation
+localisation, own-remedies search, effectiveness factors of the located needs); goal <= 2 s.
+See :func:`assessment_figure`.
 
 Human-readable figures first, then one JSON line.
 """
@@ -49,16 +50,47 @@ from flexledger.powerflow import (
 BENCH_DAY = 206
 SPEEDUP_GOAL = 10.0
 VM_DIFF_GOAL_PU = 1e-4
+ASSESSMENT_GOAL_S = 2.0
 
 
 def assessment_figure(grid: BatchPowerFlow, day: Injections) -> tuple[float | None, str]:
-    """Seconds for the DSO's assessment of the day, and a note.
+    """Seconds for the DSO's full day-ahead assessment of 96 MTUs, and a note saying on what.
 
-    TODO(DSO issue): time ``dso`` assessment of these 96 MTUs here (power flow, violation
-    localisation, own remedies) once it exists, and return ``(seconds, "…")``. The power-flow
-    part of this benchmark stays as it is.
+    ``dso.assess``: power flow of every MTU, violation localisation (I-10), the own-remedies
+    search (I-11: OLTC group and tie switch, batched power flows on the violated MTUs, re-assessed)
+    and the located needs with their effectiveness factors (finite differences of full power
+    flows) and volume checks (I-06). On ``scenarios/default.toml`` when it exists, otherwise on
+    the DSO's test case ``tests/data/dso_pv_feeder`` (this grid, PV on LV5.220 tripled, 24 PODs,
+    OLTC ±1 step and one tie switch), each on its true profiles of its profile day. The grid
+    model is built once before timing (as the service does at start); median of 3 runs.
+    ``grid`` (this benchmark's model of the plain grid) lends its net to skip a reload.
     """
-    return None, "filled in by the DSO issue (assessment of 96 MTUs); power flow only for now"
+    from dso import DsoGrid, assess
+    from flexledger.scenario import load_scenario, parse_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    default = root / "scenarios" / "default.toml"
+    if default.is_file():
+        scenario, where = load_scenario(default), "scenarios/default.toml"
+    else:
+        case = root / "tests" / "data" / "dso_pv_feeder" / "input.json"
+        scenario, where = parse_scenario(json.loads(case.read_text())), "tests/data/dso_pv_feeder"
+    net = grid.net if scenario.grid.source == DEFAULT_GRID else None
+    dso_grid = DsoGrid.from_scenario(scenario, base_dir=default.parent, net=net)
+    injections = dso_grid.profile_injections()
+    dso_grid.pf.prepare()
+    assess(dso_grid, injections, day_s=scenario.day_s)  # warm: remedy configurations built once
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        result = assess(dso_grid, injections, day_s=scenario.day_s)
+        runs.append(time.perf_counter() - t0)
+    s = result.summary()
+    return statistics.median(runs), (
+        f"{where}: {len(dso_grid.pods)} PODs, {s['violations_before']} violations, "
+        f"{s['solved_by_remedies']} solved by own remedies ({s['remedy_search']['configurations']}"
+        f" configurations), {s['needs']} located needs; median of 3 after a warm run"
+    )
 
 
 def main() -> None:
@@ -130,6 +162,12 @@ def main() -> None:
         f"vm range {np.nanmin(batched.vm_pu):.4f}..{np.nanmax(batched.vm_pu):.4f} p.u."
     )
 
+    if assessment_s is not None:
+        print(
+            f"DSO day-ahead assessment: {assessment_s:.2f} s (goal <= {ASSESSMENT_GOAL_S:.0f} s); "
+            f"{assessment_note}"
+        )
+
     line: dict[str, Any] = {
         "bench": "grid",
         "grid": args.grid,
@@ -146,7 +184,8 @@ def main() -> None:
         "converged": int(batched.converged.sum()),
         "goals_met": bool(speedup >= SPEEDUP_GOAL and max_vm_diff <= VM_DIFF_GOAL_PU),
         "model_of_record": MODEL_OF_RECORD,
-        "assessment_s": assessment_s,
+        "assessment_s": None if assessment_s is None else round(assessment_s, 3),
+        "assessment_goal_met": assessment_s is not None and assessment_s <= ASSESSMENT_GOAL_S,
         "assessment_note": assessment_note,
     }
     print(json.dumps(line))

@@ -33,7 +33,7 @@ from flexledger.powerflow import (
     profile_steps,
     profiles_for_day,
 )
-from flexledger.powerflow.scenario_grid import scenario_grid
+from flexledger.powerflow.scenario_grid import apply_grid_changes, scenario_grid
 from flexledger.scenario import PodSpec, RemedySpace, Scenario, TapChangerSpec, load_scenario
 from flexledger.time import MTUS_PER_DAY
 
@@ -145,12 +145,15 @@ class DsoGrid:
         scenario: Scenario | str | os.PathLike[str],
         *,
         base_dir: str | os.PathLike[str] | None = None,
+        net: pp.pandapowerNet | None = None,
     ) -> DsoGrid:
         """The DSO's model of a scenario: its grid with the stated changes, PODs, remedies, limits.
 
         Args:
             scenario: a loaded :class:`~flexledger.scenario.Scenario` or the TOML file's path.
             base_dir: folder a relative grid file is resolved against (default: the file's).
+            net: the scenario's grid source already loaded (not modified: copied, then the
+                stated changes applied), to save loading it again.
 
         Raises:
             flexledger.scenario.ScenarioError: the file is malformed.
@@ -161,8 +164,12 @@ class DsoGrid:
             path = Path(scenario)
             scenario = load_scenario(path)
             base_dir = base_dir if base_dir is not None else path.parent
-        net = scenario_grid(scenario, base_dir=base_dir)
         spec = scenario.grid
+        if net is None:
+            net = scenario_grid(scenario, base_dir=base_dir)
+        else:
+            net = copy.deepcopy(net)
+            apply_grid_changes(net, spec.changes, source=str(spec.source))
         return cls(
             base_net=net,
             pods={p.code: pod_info(p) for p in scenario.pods},
