@@ -18,6 +18,7 @@ from flexledger.cli.audit import audit_measurements_command, audit_proof_command
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
 from flexledger.cli.demo import demo_command
 from flexledger.cli.dso import dso_app, serve_dso_command
+from flexledger.cli.lightnode import concentrator_app, lightnode_app
 from flexledger.cli.market import audit_market_command, serve_market_command
 from flexledger.cli.scd import serve_scd_command
 from flexledger.settings import HomeSettings
@@ -86,6 +87,8 @@ app.command("devnet")(devnet_command)
 app.command("deploy")(deploy_command)
 app.add_typer(chain_app, name="chain")
 app.command("demo")(demo_command)
+app.add_typer(lightnode_app, name="lightnode")
+app.add_typer(concentrator_app, name="concentrator")
 
 #: ``flexledger serve <service>``: each actor's service registers its command here.
 serve_app = typer.Typer(help="Run one actor's service (distributed mode).", no_args_is_help=True)
