@@ -153,11 +153,17 @@ class LightNode:
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Subscription[Any]] = []
         self._unauthorized = False
+        self._subscribed = False
+        self._ready = asyncio.Event()  # handlers wait for it: queued messages may come first
         self._stopped = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
-    async def start(self) -> None:
-        """Subscribe, start the MQTT client if needed, and start the agent's tasks."""
+    async def subscribe(self) -> None:
+        """Make the agent's subscriptions (once). On a client not yet started this only records
+        them, so that a durable session's queued set-points and certifications find their
+        handler; ``start`` calls it."""
+        if self._subscribed:
+            return
         if self.domain is None:
             self.domain = await asyncio.to_thread(self.contracts.roles.domain)
         self._signer = LocalSigner(self.account, self.domain)
@@ -185,6 +191,11 @@ class LightNode:
                     t.all_concentrator_batches(), BatchManifest, self._on_batch
                 )
             )
+        self._subscribed = True
+
+    async def start(self) -> None:
+        """Subscribe, start the MQTT client if needed, and start the agent's tasks."""
+        await self.subscribe()
         if not self.mqtt.started:
             await self.mqtt.start()
         try:
@@ -199,6 +210,7 @@ class LightNode:
         if self.mode == "direct":
             self._spawn(self._anchor_loop(), "anchor")
         self._spawn(self._maintain_loop(), "maintain")
+        self._ready.set()
         log.info(
             "Light Node %s (device %s) started: %s anchoring, window %d s, next seq %d",
             self.pod,
@@ -225,7 +237,9 @@ class LightNode:
 
     async def stop(self) -> None:
         """Stop the tasks and subscriptions and close the buffer. Nothing is flushed first: a
-        stop is as abrupt as a kill, and the buffer makes that safe."""
+        stop is as abrupt as a kill, and the buffer makes that safe. Idempotent."""
+        if self._stopped.is_set():
+            return
         self.mqtt.remove_reconnect_hook(self._on_reconnect)
         for task in self._tasks:
             task.cancel()
@@ -284,7 +298,6 @@ class LightNode:
             next_t = first + (-first) % SAMPLE_PERIOD_S
             self.buffer.set_next_t(next_t)
         backoff = Backoff(0.5, 10.0)
-        max_span = self.settings.max_batch_samples * SAMPLE_PERIOD_S
         while True:
             now = self.clock.now_s()
             if next_t > now:
@@ -292,7 +305,9 @@ class LightNode:
                 await self.clock.sleep_until(next_t)
                 continue
             window_end = window_start_s(next_t, self.window_s) + self.window_s
-            end = min(now + 1, window_end, next_t + max_span)
+            # Up to a window at once: one read, one transaction (one fsync) per chunk however
+            # many messages ``max_batch_samples`` cuts it into.
+            end = min(now + 1, window_end)
             # the first instant on the 4 s grid at or after ``end``
             new_next = next_t + -(-(end - next_t) // SAMPLE_PERIOD_S) * SAMPLE_PERIOD_S
             try:
@@ -589,6 +604,7 @@ class LightNode:
         log.warning("set-point for %s rejected (%s): %s", self.pod, reason, message)
 
     async def _on_setpoint(self, _topic: str, envelope: Signed[SetPoint]) -> None:
+        await self._ready.wait()
         assert self._gate is not None
         try:
             struct_hash = await self._gate.check(envelope)
@@ -636,6 +652,7 @@ class LightNode:
 
     # -- resends and certifications ----------------------------------------------------------
     async def _on_resend(self, _topic: str, request: ResendRequest) -> None:
+        await self._ready.wait()
         if request.pod != self.pod:
             return
         await self._resend(request.window_start_s, request.seqs or None)
@@ -662,6 +679,7 @@ class LightNode:
         return n
 
     async def _on_certification(self, _topic: str, cert: WindowCertification) -> None:
+        await self._ready.wait()
         if cert.pod != self.pod:
             return
         await self._apply_verdict(
@@ -715,6 +733,7 @@ class LightNode:
             log.info("window %d of %s: SCD says %s", ws, self.pod, verdict.status)
 
     async def _on_batch(self, _topic: str, batch: BatchManifest) -> None:
+        await self._ready.wait()
         mine = [w for w in batch.windows if w.message.pod == self.pod and w.signer == self.address]
         if not mine:
             return
@@ -746,8 +765,12 @@ class LightNode:
         retry_statuses: list[WindowStatus] = (
             ["closed", "anchored"] if self.mode == "concentrator" else ["anchored"]
         )
+        st = self.settings
+        tick = min(1.0, st.health_interval_s, st.manifest_retry_s / 4)
+        if self._scd is not None:
+            tick = min(tick, st.scd_poll_s)
         while True:
-            await asyncio.sleep(min(1.0, self.settings.health_interval_s))
+            await asyncio.sleep(tick)
             now = loop.time()
             if self.buffer.requeue_manifests(
                 time.time() - self.settings.manifest_retry_s, retry_statuses

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flexledger.messages import (
+    CertificationStatus,
     MeasurementBatch,
     ResendRequest,
     Sample,
@@ -162,7 +163,9 @@ class Certifier:
                 return None
         else:
             chain_root = b32(m.root)  # the concentrator test checks the batch itself
-        status = "certified" if tree.root == b32(m.root) == chain_root else "mismatch"
+        status: CertificationStatus = (
+            "certified" if tree.root == b32(m.root) == chain_root else "mismatch"
+        )
         if rec.verdicts.get(ws) == status:
             return status
         rec.verdicts[ws] = status

@@ -100,10 +100,14 @@ def test_setpoint_replays_and_a_closed_window(tmp_path: Path) -> None:
     def leaf(at: int) -> bytes:
         return at.to_bytes(32, "big")
 
-    kw = {"signer": "0xdso", "envelope": b"{}", "leaf_of": leaf}
-    assert b.record_setpoint(setpoint_hash=b"h1", seq=1, received_at=100, **kw) == ("new", 0, 100)
-    assert b.record_setpoint(setpoint_hash=b"h1", seq=1, received_at=104, **kw)[0] == "duplicate"
-    assert b.record_setpoint(setpoint_hash=b"h2", seq=1, received_at=104, **kw)[0] == "conflict"
+    def record(h: bytes, seq: int, at: int) -> tuple[str, int, int]:
+        return b.record_setpoint(
+            setpoint_hash=h, signer="0xdso", seq=seq, received_at=at, leaf_of=leaf, envelope=b"{}"
+        )
+
+    assert record(b"h1", 1, 100) == ("new", 0, 100)
+    assert record(b"h1", 1, 104)[0] == "duplicate"
+    assert record(b"h2", 1, 104)[0] == "conflict"
     b.close_window(
         0,
         root=b"\x01" * 32,
@@ -114,5 +118,5 @@ def test_setpoint_replays_and_a_closed_window(tmp_path: Path) -> None:
         setpoint_leaves=[leaf(100)],
     )
     # received "in" a window already closed (a clock that went back): the next window takes it
-    assert b.record_setpoint(setpoint_hash=b"h3", seq=2, received_at=500, **kw) == ("new", 900, 900)
+    assert record(b"h3", 2, 500) == ("new", 900, 900)
     assert b.setpoint_leaves(0) == [leaf(100)] and b.setpoint_leaves(900) == [leaf(900)]

@@ -24,6 +24,7 @@ from tests.lightnode.conftest import (
     Chain,
     MakeClient,
     deploy_chain,
+    fast_settings,
     make_node,
 )
 from tests.lightnode.helpers import eventually, tick
@@ -212,3 +213,32 @@ async def test_chain_down_and_back_anchors_late_but_anchors(
         await scd.stop()
     finally:
         devnet.close()
+
+
+async def test_scd_away_and_back_gets_everything_through_manifest_retries_and_resends(
+    chain: Chain, make_client: MakeClient, topics: Topics, tmp_path: Path
+) -> None:
+    """An SCD that was down while a window was published (clean session: it missed all of it)
+    gets the manifest again, asks for the samples, and certifies; nothing was freed before."""
+    clock = ScenarioClock(T0)
+    node = make_node(
+        chain,
+        POD,
+        clock=clock,
+        mqtt=make_client("ln"),
+        topics=topics,
+        buffer=tmp_path / "ln.sqlite",
+        settings=fast_settings(manifest_retry_s=0.3),
+    )
+    async with node:
+        await clock.advance(WINDOW_S + 4)  # nobody listens: samples and manifest go nowhere
+        await eventually(lambda: node.health.manifests_published == 1)
+        assert node.health.samples_buffered == 227 and node.health.windows_certified == 0
+
+        scd = Certifier(make_client("scd"), topics, chain.domain, chain.c)  # back, empty-handed
+        await scd.start()
+        await eventually(lambda: node.health.windows_certified == 1, timeout_s=10)
+        assert scd.resends_asked >= 1 and node.health.samples_resent >= 225
+        assert scd.seqs(POD)[:225] == list(range(225)) and scd.conflicts == 0
+        check_chain_roots(chain, scd, POD, 1)
+        await scd.stop()
