@@ -40,6 +40,7 @@ __all__ = [
     "TieSwitchSpec",
     "TsoNeed",
     "TsoSpec",
+    "WeatherSpec",
     "load_scenario",
     "parse_scenario",
 ]
@@ -97,11 +98,24 @@ class TieSwitchSpec(_Spec):
 
 
 class RemedySpace(_Spec):
-    """Exactly the space of the DSO's own remedies (I-11) that it searches."""
+    """Exactly the space of the DSO's own remedies (I-11) that it searches.
+
+    A point of the space: every tap-changer group at one position of its range (its trafos
+    together), and any subset of the tie switches operated (each closes ``close`` and opens
+    ``opens``); with ``keep_radial``, subsets that mesh the grid or leave a supplied bus
+    unsupplied are not in the space. What is not named keeps the grid's own state (the base
+    configuration, "no remedy").
+
+    ``margin_vm_pu`` / ``margin_loading_percent``: how far beyond its limit the worst violation
+    of every point of the space must be in the core of the scenario's residual MTUs (see
+    :class:`ExpectedViolation`), so that a forecast with errors still sees them.
+    """
 
     tap_changers: list[TapChangerSpec] = Field(default_factory=list)
     tie_switches: list[TieSwitchSpec] = Field(default_factory=list)
     keep_radial: bool = True
+    margin_vm_pu: float = Field(default=0.01, ge=0, le=0.2)
+    margin_loading_percent: float = Field(default=5.0, ge=0, le=100)
 
 
 class ResourceSpec(_Spec):
@@ -119,6 +133,20 @@ class ResourceSpec(_Spec):
     cost_eur_per_mwh: float = Field(default=100.0, ge=0, description="the owner's cost of moving")
     sgen: int | None = Field(default=None, description="pandapower sgen that is this PV")
     storage: int | None = Field(default=None, description="pandapower storage that is this device")
+    load: int | None = Field(
+        default=None,
+        description="pandapower load that is this device (its profile is the device's own "
+        "consumption); none of sgen/storage/load: the device adds its own baseline to the POD",
+    )
+
+    @model_validator(mode="after")
+    def _window_and_mapping(self) -> ResourceSpec:
+        if self.available_to_mtu <= self.available_from_mtu:
+            raise ValueError("available_to_mtu must be after available_from_mtu")
+        mapped = [x for x in (self.sgen, self.storage, self.load) if x is not None]
+        if len(mapped) > 1:
+            raise ValueError("a resource is at most one grid element (sgen, storage or load)")
+        return self
 
 
 class PodSpec(_Spec):
@@ -134,7 +162,25 @@ class PodSpec(_Spec):
     device_key: str | None = Field(default=None, description="default: dev:ln:<code>")
     area: str = Field(default="HV-1", description="TSO substation area")
     resources: list[ResourceSpec] = Field(default_factory=list)
-    ignores_signal: bool = False
+    ignores_signal: bool = Field(
+        default=False, description="the customer overrides its BMS: set-points change nothing"
+    )
+    response_delay_s: int | None = Field(
+        default=None, ge=0, le=900, description="this customer's delay (default: behaviour's)"
+    )
+    response_factor: float | None = Field(
+        default=None,
+        gt=0,
+        le=1.2,
+        description="share of a set-point this customer's BMS delivers (default: behaviour's)",
+    )
+
+    @model_validator(mode="after")
+    def _unique_resources(self) -> PodSpec:
+        ids = [r.id for r in self.resources]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a resource id appears twice in this POD")
+        return self
 
 
 class AggregatorSpec(_Spec):
@@ -167,6 +213,13 @@ class SensorSpec(_Spec):
     bus: int | None = None
     line: int | None = None
     noise_pct: float = Field(default=1.0, ge=0, le=20)
+    period_s: int = Field(default=60, ge=4, le=900, description="one reading every period_s")
+
+    @model_validator(mode="after")
+    def _where(self) -> SensorSpec:
+        if (self.bus is None) == (self.line is None):
+            raise ValueError("a sensor is on a bus or on a line (exactly one)")
+        return self
 
 
 class EventSpec(_Spec):
@@ -183,13 +236,47 @@ class NoiseSpec(_Spec):
     brp_pct: float = Field(default=5.0, ge=0, le=100)
 
 
+class WeatherSpec(_Spec):
+    """Outdoor temperature of the day (drives heat pumps and air conditioning), °C.
+
+    A daily cosine between ``t_min_c`` (at ``peak_hour - 12``) and ``t_max_c`` (at
+    ``peak_hour``, UTC); history days vary around it by ``day_sd_c`` (seeded).
+    """
+
+    t_min_c: float = Field(default=18.0, ge=-40, le=45)
+    t_max_c: float = Field(default=31.0, ge=-40, le=50)
+    peak_hour: float = Field(default=14.0, ge=0, lt=24)
+    day_sd_c: float = Field(default=1.5, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _order(self) -> WeatherSpec:
+        if self.t_min_c > self.t_max_c:
+            raise ValueError("t_min_c exceeds t_max_c")
+        return self
+
+
 class BehaviourSpec(_Spec):
     response_delay_s: int = Field(default=60, ge=0, le=900)
     partial_response: float = Field(default=0.9, gt=0, le=1.2)
 
 
 class ExpectedViolation(_Spec):
-    """A violation the DSO's own remedies cannot remove, and why (the scenario's promise)."""
+    """A violation the DSO's own remedies cannot remove, and why (the scenario's promise).
+
+    What remains, MTU by MTU, on the scenario's true day (its profiles, stated changes and the
+    devices' own behaviour, no activation, no event): a point of the remedy space is
+    *acceptable* in an MTU when its power flow converges, no element is beyond its limit that
+    was not in the base configuration, and no violation grows (by more than 1e-4 p.u. or 0.1
+    percentage points); the DSO takes the acceptable point with the fewest violations, then the
+    least total excess (voltages per 0.01 p.u., loadings per percentage point), then the fewest
+    operations. What remains is that point's violations (buses of the slack excluded). The
+    ``expected`` entries list exactly those, one per element and run of consecutive MTUs
+    (``mtu_from`` … ``mtu_to`` inclusive). In every MTU with something remaining no point of the
+    space is free of violations; in each run of such MTUs, at least an hour of them (the core)
+    keeps, at every point of the space, a violation at least ``remedies.margin_*`` beyond its
+    limit, so that a forecast with errors still sees it (the edges of a run, where PV or load
+    ramps through the limit, may be thinner).
+    """
 
     kind: Literal["voltage_high", "voltage_low", "line_overload", "trafo_overload"]
     element: str = Field(description="'bus:12', 'line:40', 'trafo:1'")
@@ -213,6 +300,7 @@ class Scenario(_Spec):
     events: list[EventSpec] = Field(default_factory=list)
     noise: NoiseSpec = NoiseSpec()
     behaviour: BehaviourSpec = BehaviourSpec()
+    weather: WeatherSpec = WeatherSpec()
     expected: list[ExpectedViolation] = Field(default_factory=list)
 
     @model_validator(mode="after")
