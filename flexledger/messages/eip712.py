@@ -59,6 +59,7 @@ EIP712_TYPES: Final[dict[str, list[Field]]] = {
         ("awardsRoot", "bytes32"),
         ("totalCostCents", "uint64"),
         ("awardCount", "uint32"),
+        ("provenanceHash", "bytes32"),
     ],
     "Order": [
         ("session", "bytes32"),

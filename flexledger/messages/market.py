@@ -3,9 +3,11 @@ orders and set-points (I-09), and receipts."""
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
 from typing import Any, Literal
 
+from eth_utils import keccak
 from pydantic import Field, model_validator
 
 from flexledger.messages.common import (
@@ -294,6 +296,14 @@ class ClearingProvenance(Message):
     stages: list[StageProvenance] = Field(default_factory=list)
     options: dict[str, float | int | str | bool] = Field(default_factory=dict)
 
+    def digest(self) -> bytes:
+        """keccak256 of the canonical JSON (sorted keys, no spaces): signed with the outcome,
+        so that the gap and penalties an auditor relies on cannot change after the fact."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
+        )
+        return keccak(canonical.encode())
+
 
 class MarketOutcome(SignedMessage):
     """I-08 Market outcomes: awards in economic order, preliminary (a round) or final."""
@@ -308,8 +318,6 @@ class MarketOutcome(SignedMessage):
     total_cost_cents: U64
     provenance: ClearingProvenance
 
-    unsigned_fields = frozenset({"provenance"})
-
     def commitment(self) -> tuple[str, list[bytes]]:
         return self.awards_root, [a.leaf() for a in self.awards]
 
@@ -321,6 +329,7 @@ class MarketOutcome(SignedMessage):
             "awardsRoot": b32(self.awards_root),
             "totalCostCents": self.total_cost_cents,
             "awardCount": len(self.awards),
+            "provenanceHash": self.provenance.digest(),
         }
 
 
