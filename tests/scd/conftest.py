@@ -117,7 +117,7 @@ def chain(devnet: Devnet) -> Chain:
 def window() -> int:
     """The first of ten window starts of this test's own (anchors are once per window and the
     chain is shared by the whole session)."""
-    return DAY + 900 * 10 * next(_windows)
+    return DAY + 86_400 * 30 + 900 * 10 * next(_windows)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

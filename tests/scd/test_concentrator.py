@@ -89,18 +89,16 @@ async def test_batch_certifies_its_windows_and_proves_a_sample(
             chain.c.anchor.anchor_batch, chain.concentrator, b2, b32(bm2.root), 1, 12
         )
         await client.publish(topics.concentrator_batch("c1"), bm2)
-        await eventually(
-            lambda: (
-                service.engine.connect()
-                .execute(
+
+        def batch_status(batch_id: int) -> str | None:
+            with service.engine.connect() as conn:
+                return conn.execute(
                     select(concentrator_batches.c.status).where(
-                        concentrator_batches.c.batch_id == b2
+                        concentrator_batches.c.batch_id == batch_id
                     )
-                )
-                .scalar()
-                == "invalid"
-            )
-        )
+                ).scalar()
+
+        await eventually(lambda: batch_status(b2) == "invalid")
 
         with TestClient(create_app(service=service, run_service=False)) as api:
             proof = api.get("/proof", params={"pod": PODS[1], "t_s": window + 8}).json()
