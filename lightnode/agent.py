@@ -727,7 +727,7 @@ class LightNode:
                 verdict.altered_seqs,
             )
             await self._resend(ws, None)
-            self.buffer.requeue_manifests(time.time() + 1, ["closed", "anchored"])
+            self.buffer.requeue_manifest(ws)
             self._outbox.set()
         else:
             log.info("window %d of %s: SCD says %s", ws, self.pod, verdict.status)

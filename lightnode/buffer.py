@@ -526,6 +526,15 @@ class SampleBuffer:
                 (at, window_start),
             )
 
+    def requeue_manifest(self, window_start: int) -> None:
+        """Publish this window's manifest again (after a mismatch, with the resent samples)."""
+        with self._tx():
+            self._db.execute(
+                "UPDATE windows SET manifest_published = 0 WHERE window_start = ? "
+                "AND manifest IS NOT NULL",
+                (window_start,),
+            )
+
     def requeue_manifests(self, sent_before: float, statuses: Sequence[WindowStatus]) -> int:
         """Publish again the manifests sent before ``sent_before`` of windows still in
         ``statuses`` (not certified yet): the SCD or the concentrator may have missed them."""
