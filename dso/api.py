@@ -40,6 +40,7 @@ class NeedPublic(BaseModel):
     elements: list[str]
     critical: str
     worst_excess: float
+    factors_at_s: int
     solved_by_volume: bool
     unsolvable: list[str]
 

@@ -23,12 +23,14 @@ rated power).
 
 **Estimation.** Gauss–Newton on J(x) = Σ ((z − h(x)) / σ)², with the analytic Jacobian of the
 power-flow equations (pandapower's ``dSbus_dV``, ``dSbr_dV``), from the forecast power flow as
-starting point.
+starting point; each step through Hachtel's augmented system with a sparse LU (stable where the
+normal equations are not: σ spans four orders of magnitude).
 
-**Bad data.** After convergence, the residual covariance Ω = R − H G⁻¹ Hᵀ gives every
-measurement's normalised residual |rᵢ| / √Ωᵢᵢ. While the largest exceeds ``lnr_threshold``
-(3.0), that measurement is flagged, removed, and the state estimated again (at most
-``max_removals`` times). Zero-injection virtual measurements are never flagged.
+**Bad data.** After convergence, the residual covariance Ω = R − H G⁻¹ Hᵀ (its diagonal from
+the same factorisation) gives every measurement's normalised residual |rᵢ| / √Ωᵢᵢ. While the
+largest exceeds ``lnr_threshold`` (3.0), that measurement is flagged, removed, and the state
+estimated again (at most ``max_removals`` times). Zero-injection virtual measurements are never
+flagged.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import pandapower as pp
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.csgraph
+import scipy.sparse.linalg
 from numpy.typing import NDArray
 
 from dso.model import DsoGrid
@@ -401,34 +404,41 @@ class StateEstimator:
 
     def _solve(
         self, ms: Sequence[Measurement], v0: NDArray[np.complex128], tol: float, max_iter: int
-    ) -> tuple[NDArray[np.complex128], NDArray[np.float64], NDArray[np.float64], int]:
-        """Gauss–Newton iterations; each step a QR least-squares solve of the weighted Jacobian
-        (the normal equations square its condition number, which the mix of zero-injection and
-        pseudo-measurement weights makes too large for double precision).
+    ) -> tuple[NDArray[np.complex128], NDArray[np.float64], scipy.sparse.linalg.SuperLU, int]:
+        """Gauss–Newton iterations, each step solved through Hachtel's augmented system
+        ``[[R, H], [Hᵀ, 0]] [λ; Δx] = [z − h; 0]`` with a sparse LU: the normal equations would
+        square the condition number, which the mix of zero-injection and pseudo-measurement
+        weights makes too large for double precision, and a dense QR is slow.
 
-        Returns the state, the residuals, and the Q factor of the final weighted Jacobian."""
+        Returns the state, the residuals and the LU factors of the final augmented matrix."""
         z = np.array([m.value for m in ms])
-        sqrt_w = 1.0 / np.array([m.std for m in ms])
+        var = np.array([m.std for m in ms]) ** 2
         v = v0.copy()
         cols = self.state_buses
-        n_s = len(cols)
+        n_s, m = len(cols), len(ms)
         for it in range(1, max_iter + 1):
             h, jac = self._h_and_jacobian(v, ms)
-            q, r_fac = np.linalg.qr(jac * sqrt_w[:, None])
-            diag = np.abs(np.diag(r_fac))
-            if diag.min() < 1e-12 * diag.max():
-                raise StateEstimationError("the grid is not observable with these measurements")
-            dx = scipy.linalg.solve_triangular(r_fac, q.T @ (sqrt_w * (z - h)))
+            lu = self._factor(var, jac)
+            sol = lu.solve(np.concatenate([z - h, np.zeros(2 * n_s)]))
+            dx = sol[m:]
+            if not np.isfinite(dx).all():
+                raise StateEstimationError("the WLS step is not finite (not observable?)")
             va = np.angle(v[cols]) + dx[:n_s]
             vm = np.abs(v[cols]) + dx[n_s:]
             v[cols] = vm * np.exp(1j * va)
-            if not np.isfinite(dx).all():
-                break
             if np.max(np.abs(dx)) < tol:
                 h, jac = self._h_and_jacobian(v, ms)
-                q, _ = np.linalg.qr(jac * sqrt_w[:, None])
-                return v, z - h, q, it
+                return v, z - h, self._factor(var, jac), it
         raise StateEstimationError(f"WLS did not converge in {max_iter} iterations")
+
+    @staticmethod
+    def _factor(var: NDArray[np.float64], jac: NDArray[np.float64]) -> scipy.sparse.linalg.SuperLU:
+        h_sp = sp.csc_matrix(jac)
+        k = sp.bmat([[sp.diags(var), h_sp], [h_sp.T, None]], format="csc")
+        try:
+            return scipy.sparse.linalg.splu(k)
+        except RuntimeError as exc:  # "Factor is exactly singular"
+            raise StateEstimationError(f"the grid is not observable: {exc}") from exc
 
     def estimate(
         self,
@@ -471,12 +481,19 @@ class StateEstimator:
         flagged: list[tuple[str, float]] = []
         iterations = 0
         while True:
-            v, r, q, it = self._solve(active, v0, tol, max_iter)
+            v, r, lu, it = self._solve(active, v0, tol, max_iter)
             iterations += it
             std = np.array([m.std for m in active])
-            # Ω = R − H G⁻¹ Hᵀ; with √W H = QR its diagonal is σᵢ² (1 − ‖Qᵢ‖²)
-            omega = std**2 * (1.0 - np.einsum("ij,ij->i", q, q))
-            testable = (omega > 1e-10 * std**2) & np.array([not m.virtual for m in active])
+            candidates = np.flatnonzero([not m.virtual for m in active])
+            # Ω = R − H G⁻¹ Hᵀ; the top-left block of the augmented matrix's inverse is
+            # R⁻¹ Ω R⁻¹, so Ωᵢᵢ = σᵢ⁴ (K⁻¹)ᵢᵢ: one multi-right-hand-side solve.
+            rhs = np.zeros((lu.shape[0], len(candidates)))
+            rhs[candidates, np.arange(len(candidates))] = 1.0
+            k_inv_diag = lu.solve(rhs)[candidates, np.arange(len(candidates))]
+            omega = np.zeros(len(active))
+            omega[candidates] = std[candidates] ** 4 * k_inv_diag
+            testable = np.zeros(len(active), dtype=bool)
+            testable[candidates] = omega[candidates] > 1e-10 * std[candidates] ** 2
             rn = np.where(testable, np.abs(r) / np.sqrt(np.where(testable, omega, 1.0)), 0.0)
             worst = int(np.argmax(rn))
             if rn[worst] <= lnr_threshold or len(flagged) >= max_removals:

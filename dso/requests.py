@@ -71,9 +71,10 @@ class FlexNeed:
 
     ``volume_kw`` is at ``best_pod``; ``factors`` maps every eligible POD to its effectiveness
     factor (``best_pod`` has 1.0); ``elements`` are the violated elements the block covers and
-    ``critical`` the one (with its MTU start) the volume was sized on. ``solved_by_volume`` says
-    whether the check power flow with ``volume_kw`` at ``best_pod`` removed every violation of
-    the block; ``unsolvable`` names elements no flexible POD relieves.
+    ``critical`` the one (with its MTU start) the volume was sized on; ``factors_at_s`` the MTU
+    whose operating point (the block's worst) the sensitivities were computed at;
+    ``solved_by_volume`` says whether the check power flow with ``volume_kw`` at ``best_pod``
+    removed every violation of the block; ``unsolvable`` names elements no flexible POD relieves.
     """
 
     kind: ViolationKind
@@ -87,6 +88,7 @@ class FlexNeed:
     elements: list[str]
     critical: str
     worst_excess: float
+    factors_at_s: int = 0
     solved_by_volume: bool = False
     unsolvable: list[str] = field(default_factory=list)
 
@@ -353,6 +355,7 @@ def _size_block(
         elements=names,
         critical=f"{names[crit]}@{int(starts[rows[crit_row]])}",
         worst_excess=blank.worst_excess,
+        factors_at_s=int(starts[t_worst]),
         solved_by_volume=solved,
         unsolvable=unsolvable,
     )

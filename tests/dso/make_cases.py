@@ -1,6 +1,8 @@
-"""Writes the DSO golden cases' inputs (``tests/data/dso_*/input.json``): run it when the case
-design changes, then ``pytest tests/dso --regen`` is not a thing — re-derive ``expected.json`` by
-hand from ``python -m tests.dso.make_cases --expected`` and review the diff.
+"""Writes the DSO golden cases (``tests/data/dso_*/{input,expected}.json``).
+
+``python -m tests.dso.make_cases`` writes the inputs; ``… --expected`` also writes what the
+assessment of each case on its true profiles gives today as ``expected.json`` — review the diff
+before committing it: the tests compare against it with tolerances.
 
 Both cases are the default SimBench grid (``1-MVLV-semiurb-5.220-2-sw``) on profile day 206
 (25 July, its highest voltage), with PODs on the PV-rich LV grid LV5.220 and on the end of MV
@@ -88,15 +90,65 @@ def case(name: str, net) -> dict:  # type: ignore[no-untyped-def]
     return base
 
 
+def expected_of(grid, assessment) -> dict:  # type: ignore[no-untyped-def]
+    """The golden figures of an assessment (what ``test_golden`` compares)."""
+    day = assessment.day_s
+
+    def elements(after: bool) -> dict[str, list[str]]:
+        found = assessment.violated_elements(after_remedies=after)
+        return {k: sorted(v) for k, v in sorted(found.items())}
+
+    return {
+        "violations_before": len(assessment.before),
+        "violations_after": len(assessment.after),
+        "elements_before": elements(False),
+        "elements_after": elements(True),
+        "remedy_blocks": [
+            {
+                "mtu": (b.mtu_start_s - day) // 900,
+                "mtu_count": b.mtu_count,
+                "taps": b.configuration.taps,
+                "closed": b.configuration.closed_switches,
+                "opened": b.configuration.opened_switches,
+            }
+            for b in assessment.blocks
+        ],
+        "needs": [
+            {
+                "kind": n.kind,
+                "zone": n.zone,
+                "direction": str(n.direction),
+                "mtu": (n.mtu_start_s - day) // 900,
+                "mtu_count": n.mtu_count,
+                "best_pod": n.best_pod,
+                "volume_kw": n.volume_kw,
+                "factors": dict(list(n.factors.items())[:5]),
+                "eligible": len(n.factors),
+            }
+            for n in assessment.needs
+        ],
+    }
+
+
 def main() -> None:
+    from dso import DsoGrid, assess
     from flexledger.powerflow import DEFAULT_GRID, load_grid
+    from flexledger.scenario import parse_scenario
 
     net = load_grid(DEFAULT_GRID)
     for name in ("dso_tap_solves", "dso_pv_feeder"):
         path = HERE / name / "input.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(case(name, net), indent=1) + "\n")
+        data = case(name, net)
+        path.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {path}", file=sys.stderr)
+        if "--expected" in sys.argv:
+            scenario = parse_scenario(data)
+            grid = DsoGrid.from_scenario(scenario, net=net)
+            result = assess(grid, grid.profile_injections(), day_s=scenario.day_s)
+            out = HERE / name / "expected.json"
+            out.write_text(json.dumps(expected_of(grid, result), indent=1) + "\n")
+            print(f"wrote {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
