@@ -15,8 +15,10 @@ them; a flusher hands up to ``flush_max`` messages at a time (or whatever arrive
 A refused message changes nothing stored; it is counted under its reason (``malformed``,
 ``out_of_range``, ``topic_mismatch``, ``bad_signature``, ``unregistered``, ``revoked``,
 ``wrong_pod``, ``conflict``) and logged. The worker thread overlaps with the event loop's MQTT
-reading (coincurve and keccak release the GIL). One ingestor writes a database: it keeps the
-newest sequence number per POD in memory so that the common case — a new sample — needs no read.
+reading (coincurve and keccak release the GIL); with ``verify_workers`` the decoding and
+signature recovery run in that many processes of their own, the rest in the thread.
+One ingestor writes a database: it keeps the newest sequence number per POD in memory so that
+the common case — a new sample — needs no read.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select, tuple_
@@ -36,8 +39,7 @@ from flexledger.transport import MqttClient, Topics
 from scd.chain import ChainView
 from scd.db import sample_batches, samples
 from scd.stats import IngestStats, add_counts
-from scd.verify import Malformed, SampleRow, SignatureError, VerifiedBatch, decode_measurement
-from scd.verify import recover_signer as _recover
+from scd.verify import SampleRow, VerifiedBatch, check_payloads
 
 __all__ = ["FlushResult", "MeasurementIngestor"]
 
@@ -79,6 +81,7 @@ class MeasurementIngestor:
         *,
         flush_max: int = 4000,
         flush_interval_s: float = 0.05,
+        verify_workers: int = 0,
         on_stored: Callable[[set[tuple[str, int]]], None] | None = None,
     ) -> None:
         self.engine = engine
@@ -88,6 +91,8 @@ class MeasurementIngestor:
         self.flush_max = flush_max
         self.flush_interval_s = flush_interval_s
         self.on_stored = on_stored
+        self.verify_workers = verify_workers
+        self._pool: ProcessPoolExecutor | None = None
         self.window_s = chain.window_s
         self._buf: list[tuple[str, bytes]] = []
         self._wake = asyncio.Event()
@@ -106,6 +111,10 @@ class MeasurementIngestor:
         await mqtt.subscribe_raw(self.topics.all_pod_measures(), self._on_message, qos=1)
 
     def start(self) -> None:
+        if self.verify_workers > 0 and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.verify_workers, mp_context=multiprocessing.get_context("spawn")
+            )
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="scd-ingest")
 
@@ -118,6 +127,9 @@ class MeasurementIngestor:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     async def drain(self) -> None:
         """Wait until every message received so far is stored or refused."""
@@ -171,32 +183,28 @@ class MeasurementIngestor:
         if n <= _LOG_FIRST or n % 1000 == 0:
             log.warning("refused a measurement on %s (%s, #%d): %s", topic, reason, n, detail)
 
-    def _verified(self, items: Iterable[tuple[str, bytes]]) -> list[tuple[str, VerifiedBatch]]:
-        out: list[tuple[str, VerifiedBatch]] = []
+    def _verified(self, items: list[tuple[str, bytes]]) -> list[tuple[str, VerifiedBatch]]:
         domain = self.chain.domain
-        prefix = self._prefix
-        for topic, payload in items:
-            try:
-                b = decode_measurement(payload)
-            except Malformed as exc:
-                self._reject(exc.reason, topic, str(exc))
+        if self._pool is None:
+            checked = check_payloads(domain, self._prefix, items)
+        else:
+            # decode and recover in the worker processes, the binding here (it holds the cache)
+            n = self.verify_workers
+            size = -(-len(items) // n)
+            parts = [items[i : i + size] for i in range(0, len(items), size)]
+            futures = [self._pool.submit(check_payloads, domain, self._prefix, p) for p in parts]
+            checked = [c for f in futures for c in f.result()]
+        out: list[tuple[str, VerifiedBatch]] = []
+        for (topic, _), (verdict, value) in zip(items, checked, strict=True):
+            if verdict != "ok":
+                self._reject(verdict, topic, str(value))
                 continue
-            if not topic.startswith(prefix) or topic[len(prefix) : -len("/measure")] != b.pod:
-                self._reject("topic_mismatch", topic, f"message for {b.pod}")
-                continue
-            try:
-                recovered = _recover(domain, b)
-            except SignatureError as exc:
-                self._reject("bad_signature", topic, str(exc))
-                continue
-            if recovered != b.signer20:
-                self._reject("bad_signature", topic, f"not signed by the claimed {b.signer}")
-                continue
-            binding = self.chain.binding(b.pod32, recovered)
+            assert isinstance(value, VerifiedBatch)
+            binding = self.chain.binding(value.pod32, value.signer20)
             if not binding.ok:
-                self._reject(binding.reason, topic, f"{b.signer} for {b.pod}")
+                self._reject(binding.reason, topic, f"{value.signer} for {value.pod}")
                 continue
-            out.append((topic, b))
+            out.append((topic, value))
         return out
 
     def _load_state(self, conn: object, pods: set[str]) -> None:
@@ -376,7 +384,3 @@ class MeasurementIngestor:
         with self.engine.begin() as conn:
             add_counts(conn, self.stats.take())
         return result
-
-
-def now_s() -> int:
-    return int(time.time())

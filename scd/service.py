@@ -84,6 +84,7 @@ class ScdService:
             self.stats,
             flush_max=s.flush_max,
             flush_interval_s=s.flush_interval_s,
+            verify_workers=s.verify_workers,
             on_stored=self.certifier.samples_arrived,
         )
 

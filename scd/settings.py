@@ -55,6 +55,11 @@ class ScdSettings(BaseSettings):
     flush_interval_s: float = Field(
         default=0.05, description="Longest wait before a partial batch is stored."
     )
+    verify_workers: int = Field(
+        default=0,
+        description="Processes that decode and verify measurements (0: a thread of the "
+        "service's process). One or two on a machine with cores to spare.",
+    )
     resend_interval_s: float = Field(
         default=30.0, description="Seconds between resend requests for a pending window."
     )

@@ -198,4 +198,39 @@ def decode_measurement(payload: bytes) -> VerifiedBatch:
     return fast if fast is not None else _slow(payload)
 
 
-__all__ += ["SignatureError", "pod32_of"]
+#: What ``check_payloads`` says of one message: ("ok", batch) or (reason, detail).
+Checked = tuple[str, "VerifiedBatch | str"]
+
+
+def check_payloads(
+    domain: Domain, prefix: str, items: list[tuple[str, bytes]]
+) -> list[tuple[str, VerifiedBatch | str]]:
+    """Decode each (topic, payload), check that the topic names the message's POD and that the
+    signature recovers to the claimed signer: ``("ok", batch)`` or ``(reason, detail)``.
+
+    A plain function of picklable arguments, so that the ingestor can run it in a process of
+    its own (the chain binding is checked by the caller, which holds the cache).
+    """
+    out: list[tuple[str, VerifiedBatch | str]] = []
+    for topic, payload in items:
+        try:
+            b = decode_measurement(payload)
+        except Malformed as exc:
+            out.append((exc.reason, str(exc)))
+            continue
+        if not topic.startswith(prefix) or topic[len(prefix) : -len("/measure")] != b.pod:
+            out.append(("topic_mismatch", f"message for {b.pod}"))
+            continue
+        try:
+            recovered = recover_signer(domain, b)
+        except SignatureError as exc:
+            out.append(("bad_signature", str(exc)))
+            continue
+        if recovered != b.signer20:
+            out.append(("bad_signature", f"not signed by the claimed {b.signer}"))
+            continue
+        out.append(("ok", b))
+    return out
+
+
+__all__ += ["SignatureError", "check_payloads", "pod32_of"]
