@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
-
+from flexledger.messages.leaves import keccak256 as keccak
 from flexledger.messages.leaves import leaf_hash
 
 __all__ = ["MerkleTree", "hash_pair", "leaf_hash", "process_proof", "verify_proof"]
