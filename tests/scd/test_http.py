@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from flexledger.messages import (
     BaselineValue,
@@ -30,6 +31,7 @@ from flexledger.transport import Topics
 from flexledger.transport.mqtt import encode_payload
 from node.signing import commitment_root
 from scd.api import create_app
+from scd.db import writes
 from tests.scd.conftest import DAY, PODS, Chain, make_service, settings_for
 
 _days = itertools.count(1)
@@ -260,3 +262,40 @@ def test_reads_and_docs(api: TestClient, chain: Chain) -> None:
         assert path in paths
     _error(api.get("/samples"), 422, "invalid")
     assert api.get("/stats/ingest").json()["accepted"] == 0
+
+
+@pytest.mark.parametrize(
+    "route, signer, field",
+    [
+        ("/customers", "aggregator", "nonce"),
+        ("/availability", "owner", "pod"),
+        ("/baselines", "brp", "root"),
+        ("/measures/history", "dso", "uploader"),
+    ],
+)
+def test_every_write_route_refuses_bad_signature_and_malformed(
+    api: TestClient, chain: Chain, day: int, route: str, signer: str, field: str
+) -> None:
+    message: SignedMessage = {
+        "/customers": lambda: _customers(chain, day),
+        "/availability": lambda: DerStatus(
+            fr_owner=chain.owner.address,
+            aggregator=chain.aggregator.address,
+            pod=PODS[0],
+            day_s=day,
+            resources=[_resource(day)],
+            nonce=1,
+        ),
+        "/baselines": lambda: _baseline(chain, day),
+        "/measures/history": lambda: _history(chain, day, nonce=1),
+    }[route]()
+    body = _body(chain, getattr(chain, signer), message)
+    sig = body["signature"]
+    forged = {**body, "signature": sig[:10] + ("0" if sig[10] != "0" else "1") + sig[11:]}
+    _error(api.post(route, json=forged), 401, "bad_signature")
+    malformed = {**body, "message": {k: v for k, v in body["message"].items() if k != field}}
+    err = _error(api.post(route, json=malformed), 422, "invalid")
+    assert f"body.message.{field}" in err["message"]
+    _error(api.post(route, json={**body, "signer": "0x1234"}), 422, "invalid")
+    with api.app.state.scd.engine.connect() as conn:  # type: ignore[attr-defined]
+        assert conn.execute(select(func.count()).select_from(writes)).scalar() == 0
