@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
 
 from flexledger.messages.common import Signed, b32, h32, id32
+from flexledger.messages.leaves import keccak256 as keccak
 from flexledger.messages.leaves import sample_leaf, setpoint_leaf
 from flexledger.messages.market import SetPoint
 from flexledger.messages.measurement import (

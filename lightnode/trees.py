@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from eth_utils import keccak
-
 from flexledger.messages.common import b32, id32
+from flexledger.messages.leaves import keccak256 as keccak
 from flexledger.messages.leaves import window_leaf
 from flexledger.messages.measurement import WindowManifest
 from node.merkle import MerkleTree
