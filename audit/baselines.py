@@ -31,6 +31,7 @@ from typing import Any, Protocol
 from flexledger.time import DAY_S, MTU_S, MTUS_PER_DAY, SAMPLES_PER_MTU
 
 __all__ = [
+    "DEFAULT_METHODS",
     "BaselineReport",
     "MethodScore",
     "baseline_report",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 _HIGH = re.compile(r"^high_(\d{1,2})_of_(\d{1,2})$")
+#: What the report scores unless told otherwise.
+DEFAULT_METHODS = ("brp", "high_4_of_5", "high_5_of_10", "meter_before_after")
 
 
 class HttpGet(Protocol):
@@ -219,7 +222,7 @@ def baseline_report(
     first_day_s: int,
     days: int,
     market: HttpGet | None = None,
-    methods: Iterable[str] = ("brp", "high_4_of_5", "high_5_of_10", "meter_before_after"),
+    methods: Iterable[str] = DEFAULT_METHODS,
     lookback_days: int = 45,
     before_mtus: int = 4,
 ) -> BaselineReport:
