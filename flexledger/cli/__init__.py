@@ -14,6 +14,12 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from flexledger.cli.aggregator import (
+    audit_settlement_command,
+    baseline_app,
+    serve_aggregator_command,
+    settlement_app,
+)
 from flexledger.cli.audit import audit_measurements_command, audit_proof_command
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
 from flexledger.cli.demo import demo_command
@@ -93,6 +99,7 @@ app.add_typer(concentrator_app, name="concentrator")
 #: ``flexledger serve <service>``: each actor's service registers its command here.
 serve_app = typer.Typer(help="Run one actor's service (distributed mode).", no_args_is_help=True)
 serve_app.command("market")(serve_market_command)
+serve_app.command("aggregator")(serve_aggregator_command)
 serve_app.command("scd")(serve_scd_command)
 serve_app.command("dso")(serve_dso_command)
 app.add_typer(serve_app, name="serve")
@@ -104,9 +111,12 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 audit_app.command("market")(audit_market_command)
+audit_app.command("settlement")(audit_settlement_command)
 audit_app.command("measurements")(audit_measurements_command)
 audit_app.command("proof")(audit_proof_command)
 app.add_typer(audit_app, name="audit")
+app.add_typer(baseline_app, name="baseline")
+app.add_typer(settlement_app, name="settlement")
 
 
 def main() -> None:
