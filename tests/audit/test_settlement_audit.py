@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import update
 
@@ -18,25 +17,9 @@ from node.contracts import FlexContracts
 from scd.db import baselines as scd_baselines
 from scd.db import samples as scd_samples
 from tests.market.helpers import POD1, POD2, POD3, T40
-from tests.market.settlement_helpers import settlement_world, wait_windows
+from tests.market.settlement_helpers import LoopHttp, settlement_world, wait_windows
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.timeout(120)]
-
-
-class LoopHttp:
-    """A blocking ``get`` for the auditor (run in a thread) onto the market app that the test's
-    own event loop serves."""
-
-    def __init__(self, http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-        self.http = http
-        self.loop = loop
-
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        r = asyncio.run_coroutine_threadsafe(self.http.get(path, params=params), self.loop).result(
-            30
-        )
-        assert r.status_code == 200, r.text
-        return r.json()
 
 
 async def test_audit_agrees_then_finds_tampering(contracts: FlexContracts, tmp_path: Path) -> None:

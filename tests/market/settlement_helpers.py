@@ -288,9 +288,14 @@ class SettlingMarket(Market):
     """``Market`` with settlement: its SCD reader, no settle delay."""
 
     scd_reader: HttpScdReader | None = None
+    baseline_method: str = "brp"
 
     def settings(self) -> MarketSettings:
-        return super().settings().model_copy(update={"settle_delay_s": 0})
+        return (
+            super()
+            .settings()
+            .model_copy(update={"settle_delay_s": 0, "baseline_method": self.baseline_method})
+        )
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[Market]:
@@ -324,10 +329,10 @@ def register_devices(contracts: FlexContracts) -> None:
 
 @contextlib.asynccontextmanager
 async def settlement_world(
-    contracts: FlexContracts, tmp_path: Path
+    contracts: FlexContracts, tmp_path: Path, baseline_method: str = "brp"
 ) -> AsyncIterator[SettlementWorld]:
     """The market and SCD running, the Light Nodes' devices registered, the BRP baseline of
-    the delivery day committed and uploaded."""
+    the delivery day committed and uploaded; sessions name ``baseline_method`` on chain."""
     mosquitto_or_skip()
     register_devices(contracts)
     baseline = brp_baseline(contracts, day_start_s(DAY))
@@ -339,7 +344,9 @@ async def settlement_world(
         )
         assert r.status_code == 201, r.text
         reader = scd.reader()
-        market = SettlingMarket(contracts, tmp_path / "market", scd_reader=reader)
+        market = SettlingMarket(
+            contracts, tmp_path / "market", scd_reader=reader, baseline_method=baseline_method
+        )
         mqtt = MqttClient(MOSQUITTO, unique_client_id("lnsim", "settle"), timeout_s=5.0)
         await mqtt.start(wait_s=5.0)
         try:
@@ -352,3 +359,19 @@ async def settlement_world(
 
 def measurement_root_of(*roots: bytes) -> str:
     return h32(keccak(b"".join(roots)))
+
+
+class LoopHttp:
+    """A blocking ``get`` for the auditor (run in a thread) onto the market app that the test's
+    own event loop serves."""
+
+    def __init__(self, http: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
+        self.http = http
+        self.loop = loop
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        r = asyncio.run_coroutine_threadsafe(self.http.get(path, params=params), self.loop).result(
+            30
+        )
+        assert r.status_code == 200, r.text
+        return r.json()

@@ -5,6 +5,7 @@ session is settled once, and a baseline changed after its root was committed is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,18 +15,31 @@ import pytest
 from eth_utils import keccak
 from sqlalchemy import select, update
 
-from flexledger.messages import Award, SessionAction, SettlementOutcome, Signed, b32, id32
+from audit.settlement import audit_settlement
+from flexledger.messages import (
+    Award,
+    MeasureHistory,
+    QuarterlyMeasure,
+    SessionAction,
+    SettlementOutcome,
+    Signed,
+    b32,
+    id32,
+)
+from flexledger.transport.http import SyncSignedHttpClient
 from flexledger.units import awarded_wh, payment_cents, split_delivery
 from market.schemas import SettlementPublic
 from node.contract_errors import SettlementAlreadySettled
 from node.contracts import FlexContracts, SessionState
 from node.keys import dev_account
 from node.merkle import MerkleTree
+from node.signing import LocalSigner
 from scd.db import baselines as scd_baselines
-from tests.market.helpers import POD1, POD2, POD3, T40
+from tests.market.helpers import DAY, POD1, POD2, POD3, T40
 from tests.market.settlement_helpers import (
     BASELINE_WH,
     T41,
+    LoopHttp,
     SettlementWorld,
     settlement_world,
     wait_windows,
@@ -221,3 +235,58 @@ async def test_baseline_changed_after_commit_is_not_paid(
             assert "changed after its root was committed" in (o.reason or "")
             assert o.baseline_root == "0x" + "00" * 32
         assert isinstance(s.lines[0].outcome, Signed)
+
+
+async def test_a_session_naming_high_x_of_y_is_settled_on_it(
+    contracts: FlexContracts, tmp_path: Path
+) -> None:
+    async with settlement_world(contracts, tmp_path, baseline_method="high_2_of_3") as w:
+        assert contracts.market  # the session will name the method on chain
+        # three days of history of POD1: 18,000, 22,000 and 21,000 Wh per MTU (days 1, 2, 3
+        # before the delivery day): the high 2 of 3 are 22,000 and 21,000 → 21,500 Wh
+        dso = LocalSigner(dev_account("dso"), contracts.roles.domain())
+        values = [
+            QuarterlyMeasure(
+                pod=POD1,
+                mtu_start_s=DAY - k * 86_400 + i * 900,
+                e_wh=wh,
+                sample_count=225,
+                source="history",
+            )
+            for k, wh in ((1, 18_000), (2, 22_000), (3, 21_000))
+            for i in range(96)
+        ]
+        env = dso.sign(MeasureHistory(uploader=dso.address, values=values, nonce=1))
+        r = httpx.post(
+            w.scd.url + "/measures/history",
+            json=env.model_dump(mode="json", serialize_as_any=True),
+            timeout=30,
+        )
+        assert r.status_code == 201, r.text
+        outcome = await w.day_ahead()
+        assert contracts.market.session_of(id32("DA-1")).baseline_method == id32("high_2_of_3")
+        a1 = w.awards_of(POD1, T40)
+        for a in a1:
+            await w.order(a)
+        # measured 21,500 − awarded: delivers exactly the award against high-2-of-3 (the BRP's
+        # 20,000 would say it delivered 1,500 Wh less)
+        e = awarded_wh(_power(a1))
+        await w.nodes.window(POD1, T40, (21_500 - e) * 4)
+        await wait_windows(w.scd, {(POD1, T40): "certified"})
+        w.approve()
+        assert (await w.settle()).status_code == 200
+        s = await _settlement(w)
+        assert s.baseline_method == "high_2_of_3"
+        for line in s.lines:
+            o = line.outcome.message
+            assert o.baseline_wh == 21_500 and o.status == "paid", o
+            # the record names the BRP's committed root: the contract pays no award without one
+            assert o.baseline_root != "0x" + "00" * 32
+        assert sum(x.outcome.message.delivered_wh for x in s.lines) == e
+        assert outcome.awards
+        # the auditor's own high-2-of-3 agrees
+        assert w.market.http is not None
+        market = LoopHttp(w.market.http, asyncio.get_running_loop())
+        with SyncSignedHttpClient(w.scd.url) as scd:
+            report = await asyncio.to_thread(audit_settlement, market, scd, contracts, "DA-1")
+        assert report.ok, [f.__dict__ for f in report.failures()]
