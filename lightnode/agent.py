@@ -69,6 +69,7 @@ from lightnode.buffer import NewBatch, SampleBuffer, SampleRow, WindowRow, Windo
 from lightnode.health import LightNodeHealth
 from lightnode.setpoints import SetPointGate, SetPointRejected
 from lightnode.trees import batch_tree, setpoints_hash, window_tree
+from node.contract_errors import ContractError
 from node.contracts import FlexContracts
 from node.eip712 import Domain
 from node.signing import LocalSigner
@@ -152,7 +153,7 @@ class LightNode:
         self._anchor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._subs: list[Subscription[Any]] = []
-        self._unauthorized = False
+        self._anchor_blocked = False
         self._subscribed = False
         self._ready = asyncio.Event()  # handlers wait for it: queued messages may come first
         self._stopped = asyncio.Event()
@@ -510,7 +511,7 @@ class LightNode:
                 self.buffer.mark_conflict(ws, str(exc))
                 continue
             except NotAuthorizedError as exc:
-                self._unauthorized = True
+                self._anchor_blocked = True
                 self._health.error(str(exc), fatal=True)
                 self.buffer.set_error(ws, str(exc))
                 delay = backoff.next()
@@ -520,11 +521,17 @@ class LightNode:
                 await asyncio.sleep(delay)
                 continue
             except Exception as exc:
+                # A chain that does not answer is transient; a revert the contract explains
+                # (an unaligned window: a window length other than the deployment's) is not,
+                # and is reported as such, though retried in case the deployment changes.
+                explained = isinstance(exc, ContractError)
+                self._anchor_blocked = self._anchor_blocked or explained
                 self._health.anchor_errors += 1
-                self._health.error(f"anchor window {ws}: {exc!r}")
+                self._health.error(f"anchor window {ws}: {exc!r}", fatal=explained)
                 self.buffer.set_error(ws, repr(exc))
                 delay = backoff.next()
-                log.warning(
+                log.log(
+                    logging.ERROR if explained else logging.WARNING,
                     "anchoring window %d of %s failed (%s); again in %.1f s",
                     ws,
                     self.pod,
@@ -534,8 +541,8 @@ class LightNode:
                 await asyncio.sleep(delay)
                 continue
             backoff.reset()
-            if self._unauthorized:
-                self._unauthorized = False
+            if self._anchor_blocked:
+                self._anchor_blocked = False
                 self._health.healthy = self._health.root_conflicts == 0
             manifest = self._row_manifest(row, result.tx_hash)
             self.buffer.mark_anchored(ws, tx_hash=result.tx_hash, manifest=manifest)

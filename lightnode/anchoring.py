@@ -21,7 +21,6 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 
 from node.contract_errors import (
-    ContractError,
     MeasurementAnchorBatchTaken,
     MeasurementAnchorNotConcentrator,
     MeasurementAnchorNotDevice,
@@ -166,8 +165,3 @@ async def anchor_batch_once(
         raise AnchorConflictError(f"batch {batch_id} holds another root", chain_root) from None
     except MeasurementAnchorNotConcentrator as exc:
         raise NotAuthorizedError(f"{concentrator.address} lacks CONCENTRATOR_ROLE: {exc}") from None
-
-
-def is_contract_error(exc: BaseException) -> bool:
-    """A revert the contract explained (as opposed to a chain that did not answer)."""
-    return isinstance(exc, ContractError)

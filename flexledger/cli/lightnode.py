@@ -206,6 +206,11 @@ def lightnode_run(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     contracts, book = _chain(rpc_url, address_book)
+    if book.window_seconds != settings.window_s:
+        raise _fail(
+            f"the deployment's windows are {book.window_seconds} s, this node's "
+            f"{settings.window_s} s (FLEX_WINDOW_S): its anchors would be refused"
+        )
     path = buffer or settings.buffer_path or HomeSettings().home / "lightnode" / f"{pod}.sqlite"
     _verbose_agents()
     _run(

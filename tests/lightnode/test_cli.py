@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from flexledger.cli import app
 from flexledger.transport import MqttClient, Topics
+from node.addressbook import CONTRACT_NAMES, AddressBook
 from node.devnet import Devnet
 from tests.lightnode.certifier import Certifier
 from tests.lightnode.conftest import (
@@ -113,3 +114,13 @@ def test_commands_are_registered_and_check_their_arguments(tmp_path: Path) -> No
         env={"FLEX_RPC_URL": "", "FLEX_HOME": str(tmp_path)},
     )
     assert no_chain.exit_code == 2 and "FLEX_RPC_URL" in no_chain.output
+    book = tmp_path / "addresses.json"
+    addresses = {name: "0x" + f"{i + 1:02x}" * 20 for i, name in enumerate(CONTRACT_NAMES)}
+    AddressBook(31337, addresses, 1, window_seconds=900).save(book)
+    wrong_window = runner.invoke(
+        app,
+        ["lightnode", "run", "--pod", POD, "--meter-csv", str(METER_CSV),
+         "--rpc-url", "http://127.0.0.1:1", "--address-book", str(book)],
+        env={"FLEX_WINDOW_S": "60"},
+    )  # fmt: skip
+    assert wrong_window.exit_code == 2 and "900 s" in wrong_window.output
