@@ -216,7 +216,8 @@ def audit_settlement(
     *,
     from_block: int = 0,
 ) -> SettlementAudit:
-    """Re-derive and check one session's settlement (see the module docstring)."""
+    """Re-derive and check one session's settlement (see the module docstring). Events are
+    read from ``from_block`` or the session's gate-closure block, whichever is later."""
     rep = SettlementAudit(session_id)
     sid = id32(session_id)
     chain = contracts.market.session_of(sid)
@@ -224,6 +225,8 @@ def audit_settlement(
         "session settled on chain", chain.state == SessionState.SETTLED, chain.state.name
     ):
         return rep
+    # the session's windows are anchored and its awards settled after its gate closed
+    from_block = max(from_block, chain.gate_closed_block)
     view = market.get(f"/sessions/{session_id}/settlement")
     rep.add("market reports the session settled", view["state"] == "settled", view["state"])
     outcome = Signed[MarketOutcome].model_validate(market.get(f"/sessions/{session_id}/outcome"))
