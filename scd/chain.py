@@ -64,6 +64,7 @@ class ChainView:
         self._device: dict[bytes, tuple[bytes | None, float]] = {}  # pod32 -> (device20, at)
         self._pod_of: dict[bytes, bytes] = {}  # device20 -> pod32
         self._revoked: set[bytes] = set()  # device20 seen revoked (and not bound again)
+        self._unbound: dict[bytes, float] = {}  # device20 -> when podOf said "none"
         self._roles: dict[tuple[bytes, str], tuple[bool, float]] = {}
         self._aggregator_of: dict[str, tuple[str | None, float]] = {}
 
@@ -95,12 +96,20 @@ class ChainView:
         if other is not None and other != pod32:
             return Binding(False, "wrong_pod")
         if other is None and device is not None:
-            # the signer may be bound elsewhere without our having looked it up
-            pod_of = self.c.anchor.pod_of(to_checksum_address(signer20))
-            if pod_of is not None and pod_of != pod32:
+            # the signer may be bound elsewhere without our having looked it up (asked once per
+            # negative_ttl_s: a stranger's flood of messages is not a flood of chain reads)
+            now = time.monotonic()
+            with self._lock:
+                asked = self._unbound.get(signer20)
+            if asked is None or now - asked >= self.negative_ttl_s:
+                pod_of = self.c.anchor.pod_of(to_checksum_address(signer20))
                 with self._lock:
-                    self._pod_of[signer20] = pod_of
-                return Binding(False, "wrong_pod")
+                    if pod_of is not None:
+                        self._pod_of[signer20] = pod_of
+                    else:
+                        self._unbound[signer20] = now
+                if pod_of is not None and pod_of != pod32:
+                    return Binding(False, "wrong_pod")
         return Binding(False, "unregistered")
 
     # -- roles -------------------------------------------------------------------------------
@@ -148,6 +157,7 @@ class ChainView:
                 self._device[pod32] = (device, now)
                 self._pod_of[device] = pod32
                 self._revoked.discard(device)
+                self._unbound.pop(device, None)
                 previous = a.get("previous")
                 if previous and int(previous, 16):
                     prev = bytes.fromhex(previous[2:])
