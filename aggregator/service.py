@@ -489,7 +489,8 @@ class AggregatorService:
             await self.market.get(f"/sessions/{session_id}/outcome")
         )
         self._check_operator(outcome, f"the outcome of {session_id}")
-        mine = {o.hash: o for o in self.stored_offers(session_id)}
+        # a real-time session awards the day-ahead offers: look among all of ours
+        mine = {o.hash: o for o in self.stored_offers()}
         groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
         for a in outcome.message.awards:
             o = mine.get(a.offer_hash)
@@ -540,7 +541,7 @@ class AggregatorService:
         view = await self.market.get(f"/sessions/{session_id}/settlement")
         if view.get("state") != "settled":
             raise ValueError(f"session {session_id} is not settled ({view.get('state')})")
-        owner_of = {o.hash: o.fr_owner for o in self.stored_offers(session_id)}
+        owner_of = {o.hash: o.fr_owner for o in self.stored_offers()}
         lines: list[tuple[str, int, int]] = []
         for line in view["lines"]:
             env = Signed[SettlementOutcome].model_validate(line["outcome"])
@@ -664,10 +665,11 @@ class AggregatorService:
                     and not self._step_done(sid, "offered")
                 ):
                     await self.register_customers(day_start_s(int(s["delivery_start_s"])))
-                    await self.make_offers(sid)
-                    receipts = await self.post_offers(sid)
-                    self._mark(sid, "offered", {"offers": len(receipts)})
-                    done.append(f"{sid}: {len(receipts)} offers")
+                    # nothing to offer yet (no availability declared): look again next time
+                    if await self.make_offers(sid):
+                        receipts = await self.post_offers(sid)
+                        self._mark(sid, "offered", {"offers": len(receipts)})
+                        done.append(f"{sid}: {len(receipts)} offers")
                 elif state == "final" and not self._step_done(sid, "planned"):
                     plans = await self.plan(sid)
                     self._mark(sid, "planned", {"plans": len(plans)})

@@ -109,6 +109,11 @@ async def test_a_day_of_the_aggregator(contracts: FlexContracts, tmp_path: Path)
             with pytest.raises(SettlementRefUsed):
                 contracts.settlement.pay_owners(service.account, id32("payout:DA-1"), [owner], [1])
             assert service.payouts(fr_owner=owner) == paid
+            # following the market finds the session final and settled: plans again, pays
+            # nothing twice, then has nothing left to do
+            assert await service.follow_once() == ["DA-1: 1 plans", "DA-1: 1 owners paid"]
+            assert await service.follow_once() == []
+            assert contracts.token.balance_of(owner) - owner_before == paid[0].amount_cents
         finally:
             await service.market.aclose()
             await service.scd.aclose()
