@@ -15,6 +15,7 @@ __all__ = [
     "MarketError",
     "NotFound",
     "NotImplementedYet",
+    "ScdFailure",
     "WrongRole",
     "WrongState",
 ]
@@ -66,6 +67,12 @@ class ClearingFailed(MarketError):
 
 class ChainFailure(MarketError):
     status, code = 502, "chain_error"
+
+
+class ScdFailure(MarketError):
+    """The SCD did not answer, or answered an error, while settlement read from it."""
+
+    status, code = 502, "scd_error"
 
 
 class NotImplementedYet(MarketError):

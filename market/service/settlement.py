@@ -51,6 +51,7 @@ from flexledger.messages import (
     id32,
 )
 from flexledger.time import DAY_S, MTU_S, SAMPLES_PER_MTU, day_start_s
+from flexledger.transport.http import ServiceError, ServiceUnreachableError
 from market import db
 from market.schemas import SettlementLine, SettlementPublic
 from market.service import store
@@ -65,7 +66,7 @@ from market.service.baselines import (
 )
 from market.service.book import proof_of
 from market.service.context import MarketContext
-from market.service.errors import WrongState
+from market.service.errors import ChainFailure, ScdFailure, WrongState
 from market.service.settlement_rules import (
     ZERO_ROOT,
     ActivatedAward,
@@ -75,7 +76,7 @@ from market.service.settlement_rules import (
     WindowUsed,
     settle_pod_mtu,
 )
-from node.contracts import SessionState
+from node.contracts import ContractError, SessionState
 from node.eip712 import SignatureError
 from node.signing import message_hash, verify_envelope
 
@@ -414,7 +415,12 @@ def _prepare(ctx: MarketContext, session_id: str) -> None:
         ctx.settings.mbma_before_mtus,
         mtus_by_pod,
     )
-    evidence = _gather(ctx, how, chain_s.gate_closed_block, keys)
+    try:
+        evidence = _gather(ctx, how, chain_s.gate_closed_block, keys)
+    except (ServiceError, ServiceUnreachableError, ValidationError) as exc:
+        raise ScdFailure(f"reading the SCD: {exc}") from exc
+    except (ContractError, OSError) as exc:
+        raise ChainFailure(f"reading the chain: {exc}") from exc
     groups: dict[tuple[str, int], list[ActivatedAward]] = defaultdict(list)
     for a in live:
         groups[(a.pod, a.mtu_start_s)].append(

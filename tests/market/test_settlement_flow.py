@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 from audit.settlement import audit_settlement
 from flexledger.messages import (
     Award,
+    MarketOutcome,
     MeasureHistory,
     QuarterlyMeasure,
     SessionAction,
@@ -26,9 +27,11 @@ from flexledger.messages import (
     b32,
     id32,
 )
+from flexledger.transport.brokers import free_port
 from flexledger.transport.http import SyncSignedHttpClient
 from flexledger.units import awarded_wh, payment_cents, split_delivery
 from market.schemas import SettlementPublic
+from market.service.scd import HttpScdReader
 from node.contract_errors import SettlementAlreadySettled
 from node.contracts import FlexContracts, SessionState
 from node.keys import dev_account
@@ -38,9 +41,11 @@ from scd.db import baselines as scd_baselines
 from tests.market.helpers import DAY, POD1, POD2, POD3, T40
 from tests.market.settlement_helpers import (
     BASELINE_WH,
+    END,
     T41,
     LoopHttp,
     SettlementWorld,
+    SettlingMarket,
     settlement_world,
     wait_windows,
 )
@@ -290,3 +295,20 @@ async def test_a_session_naming_high_x_of_y_is_settled_on_it(
         with SyncSignedHttpClient(w.scd.url) as scd:
             report = await asyncio.to_thread(audit_settlement, market, scd, contracts, "DA-1")
         assert report.ok, [f.__dict__ for f in report.failures()]
+
+
+async def test_an_scd_that_does_not_answer_stores_nothing(
+    contracts: FlexContracts, tmp_path: Path
+) -> None:
+    dead = HttpScdReader(f"http://127.0.0.1:{free_port()}", timeout_s=1)
+    dead.http.retries = 0
+    m = SettlingMarket(contracts, tmp_path, scd_reader=dead)
+    async with m.running():
+        await m.run_day_ahead("DA-1", reject_first=False)
+        award = Signed[MarketOutcome].model_validate(await m.get("/sessions/DA-1/outcome"))
+        a = award.message.awards[0]
+        assert (await m.post("/orders", m.order(a, a.stage))).status_code == 201
+        await m.advance_to(END)
+        r = await m.post("/sessions/DA-1/commands", m.command("DA-1", SessionAction.SETTLE))
+        assert r.status_code == 502 and r.json()["error"]["code"] == "scd_error", r.text
+        assert (await m.get("/sessions/DA-1/settlement"))["state"] == "not_settled"
