@@ -64,6 +64,7 @@ from flexledger.time import SAMPLE_PERIOD_S, window_start_s
 from flexledger.transport.http import ServiceError, ServiceUnreachableError, SignedHttpClient
 from flexledger.transport.mqtt import MqttClient, MqttUnavailableError, Subscription, encode_payload
 from flexledger.transport.topics import DEFAULT_TOPICS, Topics
+from lightnode._aio import cancel_and_wait, wait_event
 from lightnode.anchoring import AnchorConflictError, Backoff, NotAuthorizedError, anchor_window_once
 from lightnode.buffer import NewBatch, SampleBuffer, SampleRow, WindowRow, WindowStatus
 from lightnode.health import LightNodeHealth
@@ -242,11 +243,7 @@ class LightNode:
         if self._stopped.is_set():
             return
         self.mqtt.remove_reconnect_hook(self._on_reconnect)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for sub in self._subs:
             with contextlib.suppress(Exception):
@@ -480,8 +477,7 @@ class LightNode:
             self._anchor_wake.clear()
             rows = self.buffer.windows("closed")
             if not rows:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._anchor_wake.wait(), 5.0)
+                await wait_event(self._anchor_wake, 5.0)
                 continue
             row = rows[0]
             assert row.root is not None and row.setpoints_hash is not None
@@ -572,8 +568,7 @@ class LightNode:
                 continue
             backoff.reset()
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._outbox.wait(), 1.0)
+                await wait_event(self._outbox, 1.0)
 
     async def _publish_some(self) -> int:
         """Publish what is waiting (messages first, in order, then ready manifests)."""

@@ -45,6 +45,7 @@ from flexledger.messages.measurement import BatchManifest, WindowManifest
 from flexledger.settings import ConcentratorSettings
 from flexledger.transport.mqtt import MqttClient, MqttUnavailableError, Subscription, encode_payload
 from flexledger.transport.topics import DEFAULT_TOPICS, TopicError, Topics
+from lightnode._aio import cancel_and_wait, wait_event
 from lightnode.anchoring import (
     AnchorConflictError,
     Backoff,
@@ -184,11 +185,7 @@ class Concentrator:
         )
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         for sub in self._subs:
             with contextlib.suppress(Exception):
@@ -344,8 +341,7 @@ class Concentrator:
                 )
                 await asyncio.sleep(delay)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.25)
+            await wait_event(self._wake, 0.25)
 
     def _due(self) -> bool:
         row = self._db.execute("SELECT COUNT(*), MIN(received_at) FROM pending").fetchone()

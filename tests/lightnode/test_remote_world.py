@@ -68,7 +68,8 @@ async def test_meter_clock_and_bms_over_mqtt(
     try:
         await clock.advance(WINDOW_S + 4)
         await eventually(lambda: node.health.windows_anchored == 1, what="a window anchored")
-        assert node.health.samples_read == 227 and node.health.meter_gaps == 0
+        await eventually(lambda: node.health.samples_read == 227, what="the next window's start")
+        assert node.health.meter_gaps == 0
 
         sp = setpoint(POD, seq=9, mtu_start_s=T0 + WINDOW_S, expiry_s=T0 + 2 * WINDOW_S)
         await world.publish(topics.pod_setpoint(POD), LocalSigner(chain.dso, chain.domain).sign(sp))
