@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import anyio
 import httpx
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from aggregator.portfolio import Portfolio, load_portfolio
 from aggregator.schemas import FlexibilityPublic, OfferPublic
@@ -28,9 +29,9 @@ from flexledger.messages import AggregatorPayment, DerPlanning, DerStatus, Recei
 from flexledger.protocols import Clock
 from flexledger.storage import is_postgres, make_engine, migrate
 from flexledger.time import WallClock
-from flexledger.transport.api import ERROR_RESPONSES, install_error_handlers
-from flexledger.transport.http import SignedHttpClient
-from node.contracts import FlexContracts
+from flexledger.transport.api import ERROR_RESPONSES, error_response, install_error_handlers
+from flexledger.transport.http import ServiceError, ServiceUnreachableError, SignedHttpClient
+from node.contracts import ContractError, FlexContracts
 from node.keys import load_account
 
 __all__ = ["build_service", "create_app"]
@@ -198,5 +199,17 @@ def create_app(
     )
     app.state.aggregator = service
     install_error_handlers(app)
+    app.add_exception_handler(ServiceError, _upstream)
+    app.add_exception_handler(ServiceUnreachableError, _upstream)
+    app.add_exception_handler(ContractError, _chain)
     app.include_router(router)
     return app
+
+
+async def _upstream(_: Request, exc: Exception) -> JSONResponse:
+    """The SCD or the market refused or did not answer what this request needed."""
+    return error_response(502, "upstream_error", str(exc))
+
+
+async def _chain(_: Request, exc: Exception) -> JSONResponse:
+    return error_response(502, "chain_error", f"{type(exc).__name__}: {exc}")

@@ -102,3 +102,10 @@ def test_refusals_store_nothing(agg: Agg) -> None:
     assert agg.post(agg.status(nonce=77)).status_code == 201
     assert _code(agg.post(agg.status(nonce=77, pod=POD1, day_s=DAY + 86_400))) == (409, "conflict")
     assert _stored(agg) == 1
+
+
+def test_an_scd_that_does_not_answer_is_a_502(agg: Agg) -> None:
+    assert agg.post(agg.status()).status_code == 201
+    agg.service.scd.retries = 0
+    r = agg.client.get(f"/flexibility/{DAY}")
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_error", r.text
