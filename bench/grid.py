@@ -61,8 +61,9 @@ def assessment_figure(grid: BatchPowerFlow, day: Injections) -> tuple[float | No
     and the located needs with their effectiveness factors (finite differences of full power
     flows) and volume checks (I-06). On ``scenarios/default.toml`` when it exists, otherwise on
     the DSO's test case ``tests/data/dso_pv_feeder`` (this grid, PV on LV5.220 tripled, 24 PODs,
-    OLTC ±1 step and one tie switch), each on its true profiles of its profile day. The grid
-    model is built once before timing (as the service does at start); median of 3 runs.
+    OLTC ±1 step and one tie switch), each on the grid's SimBench profiles of its profile day
+    (the world's own device behaviour is not in them). The grid model is built once before
+    timing (as the service does at start); median of 3 runs after a warm one.
     ``grid`` (this benchmark's model of the plain grid) lends its net to skip a reload.
     """
     from dso import DsoGrid, assess
@@ -88,8 +89,9 @@ def assessment_figure(grid: BatchPowerFlow, day: Injections) -> tuple[float | No
     s = result.summary()
     return statistics.median(runs), (
         f"{where}: {len(dso_grid.pods)} PODs, {s['violations_before']} violations, "
-        f"{s['solved_by_remedies']} solved by own remedies ({s['remedy_search']['configurations']}"
-        f" configurations), {s['needs']} located needs; median of 3 after a warm run"
+        f"{s['solved_by_remedies']} solved by own remedies ({s['remedy_search']['mode']} search, "
+        f"{s['remedy_search']['power_flows']} batched power flows"
+        f"), {s['needs']} located needs; median of 3 after a warm run"
     )
 
 

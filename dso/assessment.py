@@ -102,7 +102,7 @@ class GridAssessment:
             "remedy_blocks": len(self.blocks),
             "remedy_search": {
                 "mode": self.remedies.mode,
-                "configurations": self.remedies.evaluated,
+                "power_flows": self.remedies.evaluated,
             },
             "needs": len(self.needs),
             "vm_range_before_pu": _range(self.vm_before_pu),

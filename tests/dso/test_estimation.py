@@ -82,9 +82,9 @@ def test_recovers_the_true_state_at_one_percent_noise(
     pseudo: Injections,
 ) -> None:
     """Sensors at 1 % noise and 5 %-error forecast pseudo-measurements: every bus within
-    0.005 p.u. of the true state, over five noise draws (at a 3σ threshold a good reading is
+    0.005 p.u. of the true state, over three noise draws (at a 3σ threshold a good reading is
     flagged now and then: at most one per draw)."""
-    for seed in range(5):
+    for seed in range(3):
         readings = _readings(truth, pv_case, 0.01, seed)
         ms = sensor_measurements(pv_grid, readings, {s.id: s for s in pv_case.sensors})
         ms += estimator.pseudo_measurements(pseudo)
