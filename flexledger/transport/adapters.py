@@ -210,7 +210,10 @@ class _Caller(Generic[Resp]):
                     self._request_topic, request, qos=self._qos, timeout_s=self._timeout_s
                 )
                 try:
-                    return await asyncio.wait_for(asyncio.shield(fut), self._timeout_s)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation
+                    # that arrives as the future completes.
+                    async with asyncio.timeout(self._timeout_s):
+                        return await asyncio.shield(fut)
                 except TimeoutError:
                     log.debug("no answer from %s yet; asking again", self._what)
             raise AdapterTimeoutError(
@@ -753,8 +756,8 @@ class MqttClockClient:
 
     async def _wait_for(self, predicate: Callable[[], bool], what: str) -> None:
         try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(predicate), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s), self._changed:
+                await self._changed.wait_for(predicate)
         except TimeoutError:
             raise AdapterTimeoutError(
                 f"clock client {self.name}: no sign of {what} within {self.timeout_s} s on "
@@ -796,11 +799,8 @@ class MqttClockClient:
             await self._report(ClockDone(until_s=t_s))
         while True:
             try:
-                async with self._changed:
-                    await asyncio.wait_for(
-                        self._changed.wait_for(lambda: self._current().now_s >= t_s),
-                        self.resend_s,
-                    )
+                async with asyncio.timeout(self.resend_s), self._changed:
+                    await self._changed.wait_for(lambda: self._current().now_s >= t_s)
                 return
             except TimeoutError:
                 if self.registered:

@@ -558,6 +558,9 @@ class MqttClient:
         down = asyncio.ensure_future(self._down.wait())
         try:
             await asyncio.wait((task, down), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()  # the caller is cancelled: so is its publish
+            raise
         finally:
             down.cancel()
         if task.done():
@@ -566,6 +569,9 @@ class MqttClient:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise asyncio.CancelledError  # ours, not the publish's: do not swallow it
         raise aiomqtt.MqttError("connection dropped before the broker acknowledged")
 
     # -- subscribing ------------------------------------------------------------------------
