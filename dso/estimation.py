@@ -11,9 +11,11 @@ grid's set-point.
 
 **Measurements** (:class:`Measurement`):
 
-- a V&C sensor on a bus: its voltage ``v_mv`` (line-to-line, mV) → p.u. of the bus's ``vn_kv``;
-- a breaker IED on a line: the voltage at the line's from bus, and the active and reactive power
-  flowing from that bus into the line (``p_w``, ``q_var``);
+- a V&C sensor on a bus: its phase-to-neutral voltage ``v_mv`` (mV) → p.u. of ``vn_kv / √3``;
+- a breaker IED on a line: the voltage at the line's from bus, the current through the line
+  (``i_ma``, modelled at its from end: the two ends differ by the charging current only) and,
+  when the IED gives them (not both zero), the active and reactive power flowing from that bus
+  into the line (``p_w``, ``q_var``) — the world's IEDs measure no power (``sim.sensors``);
 - pseudo-measurements: the forecast active and reactive net consumption at every bus that has
   load or generation (σ = ``pseudo_pct`` of the value, at least ``pseudo_floor_kw``), and
   zero-injection virtual measurements at buses with neither (σ = 0.1 kW).
@@ -66,7 +68,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MeasurementKind = Literal["v", "p", "q", "p_line", "q_line"]
+MeasurementKind = Literal["v", "p", "q", "p_line", "q_line", "i_line"]
 
 
 class StateEstimationError(RuntimeError):
@@ -78,7 +80,8 @@ class Measurement:
     """One measurement for the estimator.
 
     ``kind``: ``v`` (bus voltage, p.u.), ``p``/``q`` (net consumption at a bus, MW/Mvar, load
-    convention), ``p_line``/``q_line`` (flow from the line's from bus into it, MW/Mvar);
+    convention), ``p_line``/``q_line`` (flow from the line's from bus into it, MW/Mvar),
+    ``i_line`` (current magnitude at the line's from end, kA);
     ``element``: pandapower bus or line index; ``std``: standard deviation in the same unit;
     ``label``: where it came from (``sensor:S1:v``, ``pseudo:bus:12:p``, ``zero:bus:7:q``).
     """
@@ -198,21 +201,33 @@ def sensor_measurements(
             line = net.line.loc[spec.line]
             bus = int(line.from_bus)
             vn = float(net.bus.at[bus, "vn_kv"])
-            s_rated_mva = float(np.sqrt(3) * vn * line.max_i_ka)
-            floor = 1e-3 * s_rated_mva
-            p, q = r.p_w / 1e6, r.q_var / 1e6
-            out.append(
-                Measurement("p_line", spec.line, p, max(noise * abs(p), floor), f"sensor:{sid}:p")
-            )
-            out.append(
-                Measurement("q_line", spec.line, q, max(noise * abs(q), floor), f"sensor:{sid}:q")
-            )
+            rated_ka = float(line.max_i_ka)
+            floor = 1e-3 * float(np.sqrt(3) * vn * rated_ka)
+            if r.p_w or r.q_var:
+                p, q = r.p_w / 1e6, r.q_var / 1e6
+                out.append(
+                    Measurement(
+                        "p_line", spec.line, p, max(noise * abs(p), floor), f"sensor:{sid}:p"
+                    )
+                )
+                out.append(
+                    Measurement(
+                        "q_line", spec.line, q, max(noise * abs(q), floor), f"sensor:{sid}:q"
+                    )
+                )
+            if r.i_ma > 0:
+                i = r.i_ma / 1e6
+                out.append(
+                    Measurement(
+                        "i_line", spec.line, i, max(noise * i, 1e-3 * rated_ka), f"sensor:{sid}:i"
+                    )
+                )
         elif spec.bus is not None:
             bus = spec.bus
         else:
             continue
         vn = float(net.bus.at[bus, "vn_kv"])
-        v = r.v_mv / 1e6 / vn
+        v = r.v_mv / 1e6 / (vn / np.sqrt(3))
         if v > 0:
             out.append(Measurement("v", bus, v, noise * v, f"sensor:{sid}:v"))
     return out
@@ -400,6 +415,34 @@ class StateEstimator:
             h[rows] = np.where(real, s_f.real, s_f.imag)
             jac[rows, :n_s] = np.where(real[:, None], a.real, a.imag)
             jac[rows, n_s:] = np.where(real[:, None], m_.real, m_.imag)
+        is_cur = kind == "i_line"
+        if is_cur.any():
+            rows = np.flatnonzero(is_cur)
+            br = np.array(
+                [
+                    self.line_rows[0] + self.grid.net.line.index.get_loc(ms[int(i)].element)
+                    for i in rows
+                ]
+            )
+            yf = self.yf[br]
+            i_f = yf @ v  # p.u. of the base current at the from bus
+            d_va = (yf @ sp.diags(1j * v)).tocsc()[:, cols].toarray()
+            d_vm = (yf @ sp.diags(v / np.abs(v))).tocsc()[:, cols].toarray()
+            mag = np.maximum(np.abs(i_f), 1e-9)
+            unit = (np.conj(i_f) / mag)[:, None]
+            # kA per p.u. at the from bus: base MVA / (√3 · vn_kv)
+            vn = np.array(
+                [
+                    self.grid.net.bus.at[
+                        int(self.grid.net.line.at[ms[int(i)].element, "from_bus"]), "vn_kv"
+                    ]
+                    for i in rows
+                ]
+            )
+            scale = self.base_mva / (np.sqrt(3) * vn)
+            h[rows] = np.abs(i_f) * scale
+            jac[rows, :n_s] = (unit * d_va).real * scale[:, None]
+            jac[rows, n_s:] = (unit * d_vm).real * scale[:, None]
         return h, jac
 
     def _solve(

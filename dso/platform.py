@@ -66,9 +66,12 @@ from flexledger.units import cents_per_mwh
 from node.eip712 import Domain
 from node.signing import SignatureError, sign_message, verify_envelope
 
-__all__ = ["DayRecord", "DsoPlatform"]
+__all__ = ["TOPOLOGY_SENSOR_ID", "DayRecord", "DsoPlatform"]
 
 log = logging.getLogger(__name__)
+
+TOPOLOGY_SENSOR_ID = "scada"
+"""The sensor id whose key signs topology events (the grid's SCADA, as the world publishes them)."""
 
 
 @dataclass
@@ -346,12 +349,17 @@ class DsoPlatform:
         return True
 
     def on_topology(self, envelope: Signed[TopologyEvent]) -> bool:
-        """Track a topology event (signature checked)."""
+        """Track a topology event, signed by the SCADA's sensor key (``TOPOLOGY_SENSOR_ID``)."""
         try:
-            verify_envelope(envelope, self.domain)
+            signer = verify_envelope(envelope, self.domain)
         except SignatureError as exc:
             log.warning("topology event refused: %s", exc)
             return False
+        if self.sensor_keys is not None:
+            expected = self.sensor_keys(TOPOLOGY_SENSOR_ID)
+            if expected is None or expected.lower() != signer.lower():
+                log.warning("topology event signed by %s, not the SCADA's key", signer)
+                return False
         return self.topology.apply(envelope.message)
 
     def tracked_grid(self) -> tuple[DsoGrid, GridConfig]:

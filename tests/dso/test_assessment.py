@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandapower as pp
 import pytest
 
-from dso import DsoGrid, GridAssessment, Limits, assess, build_requests
+from dso import (
+    DsoGrid,
+    GridAssessment,
+    Limits,
+    assess,
+    build_requests,
+    violation_rows,
+    write_heatmap,
+)
 from dso.violations import violation_map
 from flexledger.powerflow import Injections, apply_config, runpp_loop
 from flexledger.scenario import Scenario
@@ -187,3 +196,15 @@ def test_volume_brings_the_worst_bus_back_by_pandapower(
     assert vm_with(0.0) > pv_grid.limits.vm_max_pu
     assert vm_with(need.volume_kw) <= pv_grid.limits.vm_max_pu
     assert vm_with(0.6 * need.volume_kw) > pv_grid.limits.vm_max_pu - 1e-3
+
+
+def test_violation_table_and_heatmap(pv_assessment: GridAssessment, tmp_path: Path) -> None:
+    rows = violation_rows(pv_assessment)
+    assert len(rows) == len(pv_assessment.violated_elements()["voltage_high"])
+    worst = rows[0]
+    assert worst.worst_excess == max(v.excess for v in pv_assessment.before)
+    assert sum(r.mtus for r in rows) == len(pv_assessment.before)
+    after = violation_rows(pv_assessment, after_remedies=True)
+    assert {r.element for r in after} == pv_assessment.violated_elements(after_remedies=True)["voltage_high"]
+    png = write_heatmap(pv_assessment, tmp_path / "heat.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
