@@ -206,11 +206,10 @@ async def test_clean_store_passes_and_tampering_is_flagged_exactly(chain: Chain,
     await asyncio.to_thread(check)
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the CLI once, on SQLite
 async def test_cli_audit_and_proof(
     chain: Chain, scd: Scd, tmp_path: Path, devnet: Any, db: Any
 ) -> None:
-    if db[0] is not None:
-        pytest.skip("the CLI is exercised once, on SQLite")
     book = tmp_path / "addresses.json"
     chain.book.save(book)
     env = {

@@ -62,12 +62,15 @@ async def _anchor(chain: Chain, pod: str, start: int, root: bytes, count: int) -
     )
 
 
+@pytest.mark.parametrize(
+    ("any_broker", "db"),
+    [("mosquitto", "sqlite"), ("mosquitto", "postgres"), ("amqtt", "sqlite")],
+    indirect=True,
+)  # amqtt once, on SQLite
 async def test_samples_stored_once_certified_and_measured(
     chain: Chain, db: Any, tmp_path: Path, topics: Topics, window: int, any_broker: str
 ) -> None:
     url = any_broker
-    if "1883" not in url and db[0] is not None:
-        pytest.skip("amqtt is exercised once, on SQLite")
     client = MqttClient(url, f"lnsim-{topics.root[:11]}", timeout_s=5.0)
     await client.start(wait_s=5.0)
     listener = Listener()

@@ -54,9 +54,8 @@ def _per_pod(service: ScdService) -> dict[str, list[int]]:
     return out
 
 
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)  # the whole chain once, on SQLite
 async def test_light_nodes_broker_and_scd_restarts(chain: Chain, db: Any, tmp_path: Path) -> None:
-    if db[0] is not None:
-        pytest.skip("the whole-chain run is exercised once, on SQLite")
     w3 = chain.w3
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     topics = Topics("lnscd/flex")
