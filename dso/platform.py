@@ -488,13 +488,30 @@ class DsoPlatform:
         await mqtt.subscribe(topics.grid_topology(), Signed[TopologyEvent], topology)
         await mqtt.subscribe_raw(topics.all_market_sessions(), sessions)
 
+    async def on_session_opened(self, session_id: str) -> DayRecord | None:
+        """A session opened: read it from the market (kind, delivery start, gate closure) and
+        run the day ahead (scenario 1) or the real time (scenario 2) for it, requests posted."""
+        if self.market is None:
+            return None
+        session = await self.market.get(f"/sessions/{session_id}")
+        start, gate = int(session["delivery_start_s"]), int(session["gate_closure_s"])
+        if session.get("kind") == "real_time":
+            return await self.real_time(session_id, start, gate)
+        return await self.day_ahead(session_id, start, gate)
+
     async def _on_session_payload(self, topic: str, payload: bytes) -> None:
         try:
             doc: Any = json.loads(payload)
         except ValueError:
             return
+        if isinstance(doc, dict) and doc.get("state") == "open" and "session_id" in doc:
+            try:
+                await self.on_session_opened(str(doc["session_id"]))
+            except Exception:
+                log.exception("requests for session %s failed", doc["session_id"])
+            return
         if not isinstance(doc, dict) or "message" not in doc:
-            return  # a SessionNotice or an order: nothing to validate
+            return  # another notice or an order: nothing to do here
         try:
             envelope = Signed[MarketOutcome].model_validate(doc)
         except ValueError:

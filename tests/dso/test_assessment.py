@@ -205,6 +205,8 @@ def test_violation_table_and_heatmap(pv_assessment: GridAssessment, tmp_path: Pa
     assert worst.worst_excess == max(v.excess for v in pv_assessment.before)
     assert sum(r.mtus for r in rows) == len(pv_assessment.before)
     after = violation_rows(pv_assessment, after_remedies=True)
-    assert {r.element for r in after} == pv_assessment.violated_elements(after_remedies=True)["voltage_high"]
+    assert {r.element for r in after} == pv_assessment.violated_elements(after_remedies=True)[
+        "voltage_high"
+    ]
     png = write_heatmap(pv_assessment, tmp_path / "heat.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

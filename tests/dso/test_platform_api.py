@@ -50,6 +50,7 @@ class FakeServices:
             for pod, p_kw in grid.pod_p_kw(inj).items()
         }  # fmt: skip
         self.market = market
+        self.day_s = case.day_s
         self.requests: list[Signed[Request]] = []
         self.validations: list[Signed[Validation]] = []
         self.outcome: Signed[MarketOutcome] | None = None
@@ -71,6 +72,13 @@ class FakeServices:
             self.requests.append(env)
             h = h32(message_hash(env.message))
             return httpx.Response(201, json=Receipt(kind="request", hash=h).model_dump(mode="json"))
+        if request.method == "GET" and path == "/sessions/rt-1":
+            start = self.day_s + 40 * MTU_S
+            return httpx.Response(
+                200,
+                json={"session_id": "rt-1", "kind": "real_time", "state": "open",
+                      "delivery_start_s": start, "mtu_count": 16, "gate_closure_s": start - 300},
+            )  # fmt: skip
         if request.method == "GET" and path == f"/sessions/{SESSION}/rounds/1":
             assert self.outcome is not None
             return httpx.Response(200, json=self.outcome.model_dump(mode="json"))
@@ -200,3 +208,22 @@ def test_realtime_assessment_follows_the_tracked_topology(
     assert np.isnan(a.vm_before_pu).any()
     platform.topology.lines_out.clear()
     platform.topology.switches.clear()
+
+
+async def test_a_real_time_session_opening_gets_its_requests(
+    platform: DsoPlatform, services: FakeServices, pv_case: Scenario
+) -> None:
+    """Scenario 2: the market announces a real-time session for 10:00–14:00; the DSO reads it,
+    assesses the next 16 MTUs on its real-time forecast and posts requests inside the window."""
+    before = len(services.requests)
+    notice = {"session_id": "rt-1", "state": "open", "round": 0, "t_s": pv_case.day_s}
+    await platform._on_session_payload("t/flex/market/rt-1", json.dumps(notice).encode())
+    posted = services.requests[before:]
+    assert posted, "the PV feeder's noon over-voltage is in the window"
+    start = pv_case.day_s + 40 * MTU_S
+    for env in posted:
+        r = env.message
+        assert r.session_id == "rt-1"
+        assert start <= r.mtu_start_s and r.mtu_start_s + r.mtu_count * MTU_S <= start + 16 * MTU_S
+    record = platform.realtime[start]
+    assert record.assessment is not None and record.assessment.horizon == "real_time"
