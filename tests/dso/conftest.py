@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandapower as pp
 import pytest
@@ -25,8 +26,9 @@ def load_case(name: str) -> Scenario:
     return parse_scenario(json.loads((DATA / name / "input.json").read_text()), source=name)
 
 
-def expected(name: str) -> dict:  # type: ignore[type-arg]
-    return json.loads((DATA / name / "expected.json").read_text())  # type: ignore[no-any-return]
+def expected(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((DATA / name / "expected.json").read_text())
+    return doc
 
 
 @pytest.fixture(scope="session")

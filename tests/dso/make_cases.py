@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parents[1] / "data"
 LV_PV = list(range(122, 137))  # the 15 PV sgens of LV5.220
 
 
-def _pods(net) -> list[dict]:  # type: ignore[no-untyped-def]
+def _pods(net: Any) -> list[dict[str, Any]]:
     lv = net.bus.index[net.bus.subnet.str.contains("LV5.220")]
     buses = sorted({int(b) for b in net.load.bus[net.load.bus.isin(lv)]})[::5]
     buses += [22, 23, 24, 25]
@@ -51,8 +52,8 @@ def _pods(net) -> list[dict]:  # type: ignore[no-untyped-def]
     return pods
 
 
-def case(name: str, net) -> dict:  # type: ignore[no-untyped-def]
-    base = {
+def case(name: str, net: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
         "name": name,
         "delivery_day": "2026-07-25",
         "history_days": 21,
@@ -90,7 +91,7 @@ def case(name: str, net) -> dict:  # type: ignore[no-untyped-def]
     return base
 
 
-def expected_of(grid, assessment) -> dict:  # type: ignore[no-untyped-def]
+def expected_of(grid: Any, assessment: Any) -> dict[str, Any]:
     """The golden figures of an assessment (what ``test_golden`` compares)."""
     day = assessment.day_s
 

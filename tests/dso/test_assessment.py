@@ -19,6 +19,7 @@ from dso import (
     write_heatmap,
 )
 from dso.violations import violation_map
+from flexledger.messages import Violation
 from flexledger.powerflow import Injections, apply_config, runpp_loop
 from flexledger.scenario import Scenario
 from flexledger.units import PPM, Direction
@@ -26,7 +27,7 @@ from node.signing import LocalSigner, verify_envelope
 from tests.dso.conftest import DOMAIN, expected
 
 
-def _by_mtu(violations: list) -> dict[int, set[tuple[str, str]]]:  # type: ignore[type-arg]
+def _by_mtu(violations: list[Violation]) -> dict[int, set[tuple[str, str]]]:
     out: dict[int, set[tuple[str, str]]] = {}
     for v in violations:
         out.setdefault(v.mtu_start_s, set()).add((v.kind, v.element))
@@ -159,6 +160,7 @@ def test_requests_are_located_and_signed(
     for req, need in zip(requests, pv_assessment.needs, strict=True):
         assert req.direction == Direction.DOWN  # over-voltage: more consumption, less injection
         assert req.volume_w == round(need.volume_kw * 1000)
+        assert need.best_pod is not None
         factors = {e.pod: e.factor_ppm for e in req.eligible}
         assert factors[need.best_pod] == PPM
         assert all(0 <= f <= PPM for f in factors.values())
@@ -178,6 +180,7 @@ def test_volume_brings_the_worst_bus_back_by_pandapower(
     t = int(np.flatnonzero(pv_assessment.mtu_start_s == int(start))[0])
     bus = int(element.split(":")[1])
     config = pv_assessment.remedies.config_of(t)
+    assert need.best_pod is not None
     pod_bus = pv_grid.pods[need.best_pod].bus
 
     def vm_with(extra_kw: float) -> float:

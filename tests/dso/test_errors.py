@@ -24,7 +24,7 @@ def _small_net() -> pp.pandapowerNet:
     return net
 
 
-def _scenario(source: str) -> dict:  # type: ignore[type-arg]
+def _scenario(source: str) -> dict[str, object]:
     return {
         "name": "broken",
         "delivery_day": "2026-07-25",

@@ -62,7 +62,8 @@ def pseudo(pv_grid: DsoGrid, pv_truth: Injections) -> Injections:
     schema's default forecast noise)."""
     rng = np.random.default_rng(3)
     values = pv_truth.select([NOON]).resolved(pv_grid.net)
-    return Injections(**{k: v * (1 + rng.normal(0, 0.05, v.shape)) for k, v in values.items()})
+    noisy = {k: v * (1 + rng.normal(0, 0.05, v.shape)) for k, v in values.items()}
+    return Injections(**noisy)  # type: ignore[arg-type]
 
 
 def _max_error(estimate_vm: np.ndarray, truth: pp.pandapowerNet, grid: DsoGrid) -> float:

@@ -83,9 +83,9 @@ class FakeServices:
             assert self.outcome is not None
             return httpx.Response(200, json=self.outcome.model_dump(mode="json"))
         if request.method == "POST" and path == f"/sessions/{SESSION}/validations":
-            env = Signed[Validation].model_validate(json.loads(request.content))
-            self.validations.append(env)
-            h = h32(message_hash(env.message))
+            val = Signed[Validation].model_validate(json.loads(request.content))
+            self.validations.append(val)
+            h = h32(message_hash(val.message))
             receipt = Receipt(kind="validation", hash=h, session_id=SESSION)
             return httpx.Response(201, json=receipt.model_dump(mode="json"))
         return httpx.Response(404, json={"error": {"code": "not_found", "message": path}})
@@ -138,6 +138,7 @@ async def test_round_is_validated_and_posted(
     record = platform.days[pv_case.day_s]
     assert record.assessment is not None
     need = record.assessment.needs[0]
+    assert need.best_pod is not None
     awards = [
         Award(
             session_id=SESSION, offer_hash="0x" + "01" * 32, request_hash="0x" + "02" * 32,

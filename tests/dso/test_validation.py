@@ -59,6 +59,7 @@ def awards(pv_assessment: GridAssessment, pv_grid: DsoGrid) -> list[Award]:
     need = next(n for n in pv_assessment.needs if n.zone == "feeder:4")
     t = need.factors_at_s
     other = next(p for p in need.factors if p != need.best_pod)
+    assert need.best_pod is not None
     return [
         _award(need.best_pod, Direction.DOWN, t, round(need.volume_kw * 1000), 1, "dso"),
         _award(other, Direction.UP, t, 400_000, 2, "tso"),
