@@ -27,6 +27,7 @@ from flexledger.cli.dso import dso_app, serve_dso_command
 from flexledger.cli.lightnode import concentrator_app, lightnode_app
 from flexledger.cli.market import audit_market_command, serve_market_command
 from flexledger.cli.scd import serve_scd_command
+from flexledger.cli.sim import scenario_app, sim_app
 from flexledger.settings import HomeSettings
 
 __all__ = ["app", "audit_app", "main", "serve_app"]
@@ -104,6 +105,8 @@ serve_app.command("scd")(serve_scd_command)
 serve_app.command("dso")(serve_dso_command)
 app.add_typer(serve_app, name="serve")
 app.add_typer(dso_app, name="dso")
+app.add_typer(scenario_app, name="scenario")
+app.add_typer(sim_app, name="sim")
 
 #: ``flexledger audit <what>``: each audit registers its command here.
 audit_app = typer.Typer(
