@@ -170,6 +170,15 @@ def assess_command(
             f"need: {n.kind} on {n.zone}, {n.direction} {n.volume_kw:.1f} kW at {n.best_pod} from "
             f"{t // 60:02d}:{t % 60:02d} for {n.mtu_count} MTU(s), {len(n.factors)} eligible POD(s)"
         )
+    if path is not None and spec.expected and day_s == spec.day_s:
+        left = {(v.kind, v.element) for v in assessment.after}
+        stated = sorted({(e.kind, e.element) for e in spec.expected})
+        missed = [f"{k} {e}" for k, e in stated if (k, e) not in left]
+        console.print(
+            f"the scenario states {len(stated)} violation(s) its own remedies cannot remove; "
+            f"this assessment leaves {len(stated) - len(missed)} of them for the market"
+            + (f" and misses {', '.join(missed)}" if missed else "")
+        )
     target = out or HomeSettings().home / "dso" / f"heatmap-{day}.png"
     write_heatmap(assessment, target)
     console.print(f"heatmap written to {target}")
