@@ -220,7 +220,11 @@ class World:
         self._noise_p: dict[str, NDArray[np.float64]] = {}
         self._noise_q: dict[str, NDArray[np.float64]] = {}
         self._noise_v: dict[str, NDArray[np.float64]] = {}
+        self._delta_p: dict[str, NDArray[np.float64]] = {}
+        self._delta_q: dict[str, NDArray[np.float64]] = {}
         for pod in self.pods:
+            self._delta_p[pod.code] = np.zeros(N_STEPS)
+            self._delta_q[pod.code] = np.zeros(N_STEPS)
             p_mtu = element_power_w(self.powers, pod.elements)
             q_mtu = element_power_w(self.powers, pod.elements, reactive=True)
             own_p = pod.own_baseline_w()
@@ -280,13 +284,13 @@ class World:
         p = (
             self._elem_p[code][k]
             + self._own_p[code][k]
-            + model.delta_w()[k]
+            + self._delta_p[code][k]
             + self._noise_p[code][k]
         )
         q = (
             self._elem_q[code][k]
             + self._own_q[code][k]
-            + model.delta_var()[k]
+            + self._delta_q[code][k]
             + self._noise_q[code][k]
         )
         vm = np.empty(len(t))
@@ -302,6 +306,42 @@ class World:
             q_var=np.rint(q).astype(np.int64),
             v_mv=np.rint(np.nan_to_num(v_v) * 1000).astype(np.int64),
         )
+
+    def sample(self, pod: str, t_s: int) -> MeterReading:
+        """One 4 s sample of ``pod`` at ``t_s`` (on the day's 4 s grid): the same value as
+        :meth:`samples` gives, on a scalar path for meters read one instant at a time."""
+        model = self.pod(pod)
+        k, off = divmod(t_s - self.day_s, SAMPLE_PERIOD_S)
+        if off or not 0 <= k < N_STEPS:
+            raise LookupError(f"{pod}: no sample at {t_s} (the 4 s grid of the day only)")
+        if self.truth.dirty():
+            self.refresh()
+        p = (
+            self._elem_p[pod][k]
+            + self._own_p[pod][k]
+            + self._delta_p[pod][k]
+            + self._noise_p[pod][k]
+        )
+        q = (
+            self._elem_q[pod][k]
+            + self._own_q[pod][k]
+            + self._delta_q[pod][k]
+            + self._noise_q[pod][k]
+        )
+        state = self.truth.state(int(k) // SAMPLES_PER_MTU, t_s)
+        vm = float(state.vm_pu[self._bus_pos[model.bus]])
+        v_v = vm * (1.0 + self._noise_v[pod][k]) * model.vn_kv * 1000 / _SQRT3
+        return MeterReading.model_construct(
+            pod=pod,
+            t_s=t_s,
+            p_w=int(np.rint(p)),
+            q_var=int(np.rint(q)),
+            v_mv=int(np.rint(0.0 if math.isnan(v_v) else v_v * 1000)),
+        )
+
+    def _devices_changed(self, pod: PodModel) -> None:
+        self._delta_p[pod.code] = pod.delta_w()
+        self._delta_q[pod.code] = pod.delta_var()
 
     def mtu_energy_wh(self, pod: str) -> NDArray[np.int64]:
         """The POD's true energy per MTU of the day (Wh, load convention) from its samples,
@@ -393,8 +433,7 @@ class PodMeter:
             raise LookupError(f"{self.pod}: no reading at {t_s} (the 4 s grid of the day only)")
         if t_s > self.world.clock.now_s():
             raise LookupError(f"{self.pod}: {t_s} has not happened yet")
-        s = self.world.samples(self.pod, t_s, t_s + 1)
-        return s.readings(self.pod)[0]
+        return self.world.sample(self.pod, t_s)
 
     async def read_range(self, start_s: int, end_s: int) -> list[MeterReading]:
         return self.world.samples(self.pod, start_s, self._limit(end_s)).readings(self.pod)
@@ -472,6 +511,7 @@ class PodBms:
             for device, old in zip(model.devices, before, strict=True):
                 diff = np.flatnonzero(old != device.delta_w)
                 changed.update((diff // SAMPLES_PER_MTU).tolist())
+            world._devices_changed(model)
             if changed:
                 world.truth.mark_dirty(sorted(changed), now + 1)
         self.signals.extend(signals)
