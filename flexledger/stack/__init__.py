@@ -103,8 +103,7 @@ def dev_plan(pods: list[str] | None = None, sensors: list[str] | None = None) ->
         role: [str(dev_account(n).address) for n in names] for role, names in DEV_PARTIES.items()
     }
     sensors = sensors or []
-    if sensors:
-        roles["FIELD_SENSOR"] = [dev_account(f"sensor:{s}").address for s in sensors]
+    # FIELD_SENSOR_ROLE is granted by ``registerSensor`` (its admin is the bound-roles admin)
     return DeployPlan(
         roles=roles,
         devices={pod: dev_account(f"ln:{pod}").address for pod in pods or []},
