@@ -36,7 +36,7 @@ from flexledger.messages import (
     SessionCommand,
     Signed,
 )
-from flexledger.time import DAY_S, MTU_S, RT_SESSION_MTUS
+from flexledger.time import DAY_S, MTU_S, RT_SESSION_MTUS, SAMPLES_PER_MTU
 from node.keys import dev_account, load_account
 from node.signing import LocalSigner
 
@@ -150,9 +150,7 @@ class _Day:
             record = (dso.days if kind == "day_ahead" else dso.realtime).get(start_s)
             if record is not None and record.assessment is not None:
                 needs = len(record.assessment.needs)
-                if (record.requests or not needs) and len(record.receipts) == len(
-                    record.requests
-                ):
+                if (record.requests or not needs) and len(record.receipts) == len(record.requests):
                     return record
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the DSO posted no requests for the {kind} from {start_s}")
@@ -353,7 +351,6 @@ class _Day:
     # -- 3. the delivery day -------------------------------------------------------------------
 
     async def delivery(self) -> None:
-        s = self.s
         blocks = DAY_S // RT_BLOCK_S
         for k in range(blocks):
             block_start = self.day_s + k * RT_BLOCK_S
@@ -386,6 +383,8 @@ class _Day:
             self.progress("certify", done, total)
             if done >= total:
                 self.result.windows = counts
+                # a window is certified only with all of its 225 samples stored and verified
+                self.result.samples_stored = done * SAMPLES_PER_MTU
                 return
             if time.monotonic() > deadline:
                 self.result.windows = counts
@@ -418,10 +417,11 @@ class _Day:
             res.settlement = view
             for line in res.settlement.get("lines", []):
                 out = line["outcome"]["message"]
-                payer = "tso" if line.get("stage") == "tso" else "dso"
-                self.result.payments_cents[payer] = self.result.payments_cents.get(
-                    payer, 0
-                ) + int(out["amount_cents"])
+                tso = dev_account("tso").address.lower()
+                payer = "tso" if str(line["payer"]).lower() == tso else "dso"
+                self.result.payments_cents[payer] = self.result.payments_cents.get(payer, 0) + int(
+                    out["amount_cents"]
+                )
             for name, agg in s.aggregators.items():
                 paid = await agg.pay_owners(res.session_id)
                 self.result.payouts_cents[name] = self.result.payouts_cents.get(name, 0) + sum(
