@@ -92,12 +92,15 @@ def audit_settlement_command(
     from audit.settlement import audit_settlement
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
+    from flexledger.stack.state import served_from_state
     from flexledger.transport.http import SyncSignedHttpClient
 
+    home = HomeSettings().home
     with (
-        open_chain(HomeSettings().home, chain=ChainSettings()) as chain,
-        SyncSignedHttpClient(market_url, timeout_s=60) as market,
-        SyncSignedHttpClient(scd_url, timeout_s=60) as scd,
+        open_chain(home, chain=ChainSettings()) as chain,
+        served_from_state(chain, home, scd=scd_url, market=market_url) as urls,
+        SyncSignedHttpClient(urls.market or market_url, timeout_s=60) as market,
+        SyncSignedHttpClient(urls.scd or scd_url, timeout_s=60) as scd,
     ):
         report = audit_settlement(market, scd, chain.contracts(), session, from_block=from_block)
     if as_json:

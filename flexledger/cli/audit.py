@@ -46,12 +46,15 @@ def audit_measurements_command(
     from audit.measurements import audit_measurements
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
+    from flexledger.stack.state import served_from_state
     from flexledger.transport import SyncSignedHttpClient
     from node.addressbook import AddressBook
 
+    home = HomeSettings().home
     with (
-        open_chain(HomeSettings().home, chain=ChainSettings()) as chain,
-        SyncSignedHttpClient(scd_url, timeout_s=60) as scd,
+        open_chain(home, chain=ChainSettings()) as chain,
+        served_from_state(chain, home, scd=scd_url) as urls,
+        SyncSignedHttpClient(urls.scd or scd_url, timeout_s=60) as scd,
     ):
         book = AddressBook.load(chain.book_path)
         report = audit_measurements(

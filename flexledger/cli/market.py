@@ -52,10 +52,13 @@ def audit_market_command(
     from audit.market import audit_market_session
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
+    from flexledger.stack.state import served_from_state
 
+    home = HomeSettings().home
     with (
-        open_chain(HomeSettings().home, chain=ChainSettings()) as chain,
-        httpx.Client(base_url=market_url, timeout=30) as http,
+        open_chain(home, chain=ChainSettings()) as chain,
+        served_from_state(chain, home, market=market_url) as urls,
+        httpx.Client(base_url=urls.market or market_url, timeout=30) as http,
     ):
         report = audit_market_session(http, chain.contracts(), session)
     if as_json:
