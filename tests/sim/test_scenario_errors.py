@@ -34,7 +34,7 @@ def _write(tmp_path: Path, old: str, new: str) -> Path:
         ('id = "vc-95"\nbus = 95', 'id = "vc-95"\nbus = 9999', ScenarioCheckError,
          "sensors.0.bus"),
         ("element = 90", "element = 124", ScenarioCheckError, "events.0.element"),
-        ("elements = [164]", "elements = [9999]", GridFileError, "grid.changes.1"),
+        ("elements = [164]", "elements = [9999]", GridFileError, "grid.changes.0"),
     ],
 )  # fmt: skip
 def test_a_malformed_scenario_is_refused_naming_the_field(
