@@ -80,6 +80,21 @@ async def _offers(stack: Any) -> list[dict[str, Any]]:
         return out
 
 
+def _quiet_actors() -> None:
+    """The actors log every window and request at INFO: thousands of lines over a day. The
+    demo shows progress bars instead, and their warnings (``FLEX_LOG_LEVEL=DEBUG`` keeps all)."""
+    import logging
+    import os
+
+    if os.environ.get("FLEX_LOG_LEVEL", "INFO").upper() == "DEBUG":
+        return
+    for name in (
+        "lightnode", "scd", "market", "aggregator", "dso", "sim", "audit", "node", "amqtt",
+        "alembic", "flexledger", "pandapower", "uvicorn", "httpx",
+    ):  # fmt: skip
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def demo_command(
     scenario: Annotated[
         Path, typer.Option(help="Scenario TOML (scenarios/small.toml: ten PODs).")
@@ -90,6 +105,7 @@ def demo_command(
     from flexledger.settings import HomeSettings
 
     home = HomeSettings().home
+    _quiet_actors()
     console.rule(f"[bold]flexledger demo[/bold] — one market day of {scenario}")
     result, offers, day_s, setup_s = asyncio.run(_run(scenario, home))
     summary = write_report(result, home / "report", offers=offers, total_s=day_s, setup_s=setup_s)

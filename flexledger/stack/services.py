@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from flexledger.settings import ChainSettings, LightNodeSettings
 from flexledger.time import DAY_S, ScenarioClock
 from flexledger.transport import MqttClient, SignedHttpClient, Topics, unique_client_id
-from flexledger.transport.brokers import EmbeddedBroker, free_port
+from flexledger.transport.brokers import EmbeddedBroker, MosquittoProcess, free_port
 from node.keys import dev_account, load_account
 from node.signing import LocalSigner
 
@@ -147,11 +147,25 @@ class EmbeddedStack:
         self.urls.rpc = self.chain.rpc_url
 
     async def start_broker(self) -> None:
+        """``FLEX_MQTT_URL`` when set; else a private broker of the stack's own: Mosquitto in a
+        child process when the machine has it (the broker's work then leaves this process's
+        event loop, which serves every actor), amqtt in this loop otherwise.
+        ``FLEX_EMBEDDED_BROKER=amqtt|mosquitto`` chooses."""
         url = os.environ.get("FLEX_MQTT_URL")
         if not url:
-            broker = EmbeddedBroker()
+            choice = os.environ.get("FLEX_EMBEDDED_BROKER", "auto")
+            broker: Any = None
+            if choice in ("auto", "mosquitto"):
+                try:
+                    broker = MosquittoProcess()
+                except FileNotFoundError:
+                    if choice == "mosquitto":
+                        raise
+            if broker is None:
+                broker = EmbeddedBroker()
             await self._stack.enter_async_context(broker)
             url = broker.url
+            log.info("MQTT broker %s on %s", type(broker).__name__, url)
         self.urls.mqtt = url
 
     async def _serve(self, name: str, app: FastAPI) -> str:
@@ -160,7 +174,6 @@ class EmbeddedStack:
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
         )
         server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         task = asyncio.create_task(server.serve(), name=f"serve-{name}")
         for _ in range(600):
             if server.started:
@@ -200,6 +213,7 @@ class EmbeddedStack:
             address_book=self.chain.book_path,
             chain_poll_s=0.2,
             flush_interval_s=0.05,
+            verify_workers=int(os.environ.get("FLEX_VERIFY_WORKERS", "1")),
         )
         (self.home / "scd").mkdir(parents=True, exist_ok=True)
         self.scd_service = ScdService.from_settings(
