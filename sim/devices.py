@@ -350,8 +350,10 @@ class ThermalLoad(Device):
     ``k``, i.e. heat (or cold) stored beyond its set-point, within ``[-band_wh, band_wh]`` —
     the comfort band (``comfort_band_c`` either side of the set-point). The power stays within
     ``[0, p_max]``. After its activations it returns to the set-point: rebound with a time
-    constant of ``rebound_s``; the building also drifts back on its own (exchange with outside,
-    time constant ``drift_s``), which is all that brings it back when its power is at a limit.
+    constant of ``rebound_s``, drawing at most ``rebound_share × p_max`` more (or less) than its
+    baseline, as building controllers recover gently; the building also drifts back on its own
+    (exchange with outside, time constant ``drift_s``), which is all that brings it back when
+    its power is at a limit.
     """
 
     kind = "thermal"
@@ -367,7 +369,8 @@ class ThermalLoad(Device):
         ramp_w_per_step: float,
         *,
         adds_baseline: bool,
-        rebound_s: float = 1800.0,
+        rebound_s: float = 3600.0,
+        rebound_share: float = 0.2,
         drift_s: float = 3 * 3600.0,
         tan_phi: float = 0.0,
     ) -> None:
@@ -385,6 +388,7 @@ class ThermalLoad(Device):
         self.band_wh = float(band_wh)
         self.comfort_band_c = float(comfort_band_c)
         self.rebound_s = float(rebound_s)
+        self.rebound_share = float(rebound_share)
         self.drift_s = float(drift_s)
         self.thermal_wh = np.zeros(N_STEPS + 1)
 
@@ -414,12 +418,16 @@ class ThermalLoad(Device):
         x = float(self.thermal_wh[k0])
         band, p_max = self.band_wh, self.p_max_w
         recover = STEP_H * 3600 / self.rebound_s  # share of the stored energy returned per step
+        rebound_w = self.rebound_share * p_max
         keep = 1.0 - STEP_H * 3600 / self.drift_s  # what the building keeps of it per step
         for i in range(N_STEPS - k0):
             k = k0 + i
             base = float(self.baseline_w[k])
             x *= keep
-            want = float(target[i]) if active[i] else -x * recover / STEP_H
+            if active[i]:
+                want = float(target[i])
+            else:  # recover towards the set-point, with at most rebound_w more or less power
+                want = min(max(-x * recover / STEP_H, -rebound_w), rebound_w)
             d = self._ramp(k, want)
             d = min(max(d, -base), p_max - base)
             d = min(max(d, (-band - x) / STEP_H), (band - x) / STEP_H)
