@@ -4,12 +4,13 @@ PostgreSQL, against the raw rate of the same broker.
     .venv/bin/python bench/ingest.py [--devices 2000] [--messages 30000] [--db-url URL]
 
 Starts its own anvil and deploys the contracts with ``--devices`` Light Node keys registered
-(each bound to its POD on chain, as in production). A publisher in another process plays the
-Light Nodes: it signs every message before the clock starts, then publishes them at QoS 1 to
-the machine's Mosquitto (127.0.0.1:1883, a topic root of its own) as fast as the receiver keeps
-up — never more than ``--window`` messages ahead of what the receiver has finished, so that the
-broker's default queue (1,000 messages a client) never drops anything and the rate measured is
-the sustained one. Three runs, same publisher, same broker:
+(each bound to its POD on chain, as in production). Publishers in other processes
+(``--publishers``, each a share of the devices) play the Light Nodes: they sign every message
+before the clock starts, then publish them at QoS 1 to the machine's Mosquitto (127.0.0.1:1883,
+a topic root of their own) as fast as the receiver keeps up — together never more than
+``--window`` messages ahead of what the receiver has finished, so that the broker's default
+queue (1,000 messages a client) never drops anything and the rate measured is the sustained
+one. Three runs, same publishers, same broker:
 
 - ``raw_broker_qos1_per_s``: a bare subscriber (the SCD's MQTT client, no verification, no
   storage) counting one-sample messages;
@@ -102,12 +103,21 @@ def _payload(domain: Domain, key: bytes, signer: str, pod: str, rows: list[Sampl
 
 
 def build(
-    domain: Domain, devices: int, messages: int, per_message: int, seq0: int, root: str
+    domain: Domain,
+    devices: int,
+    messages: int,
+    per_message: int,
+    seq0: int,
+    root: str,
+    share: tuple[int, int] = (0, 1),
 ) -> list[tuple[str, bytes]]:
-    keys = [dev_account(f"ln:{pod_of(d)}") for d in range(devices)]
+    """The messages of the Light Nodes ``d`` with ``d % share[1] == share[0]``."""
+    keys = {d: dev_account(f"ln:{pod_of(d)}") for d in range(share[0], devices, share[1])}
     out: list[tuple[str, bytes]] = []
     for m in range(messages):
         d = m % devices
+        if d not in keys:
+            continue
         k = m // devices
         rows: list[SampleRow] = []
         for j in range(per_message):
@@ -126,8 +136,17 @@ def build(
     return out
 
 
-def publisher(domain: Domain, jobs: Any, ready: Any, go: Any, progress: Any, done: Any) -> None:
-    """Signs each job's messages, then publishes them when told, ``window`` ahead at most."""
+def publisher(
+    domain: Domain,
+    share: tuple[int, int],
+    jobs: Any,
+    ready: Any,
+    go: Any,
+    progress: Any,
+    sent: Any,
+) -> None:
+    """Signs its share of each job's messages, then publishes them when told, the publishers
+    together never more than ``window`` ahead of the receiver."""
     import paho.mqtt.client as paho
 
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"bench-ln-{os.getpid()}")
@@ -140,18 +159,18 @@ def publisher(domain: Domain, jobs: Any, ready: Any, go: Any, progress: Any, don
         if job is None:
             break
         devices, messages, per_message, seq0, root, window = job
-        payloads = build(domain, devices, messages, per_message, seq0, root)
+        payloads = build(domain, devices, messages, per_message, seq0, root, share)
         ready.set()
         go.wait()
-        go.clear()
         infos = []
-        for i, (topic, payload) in enumerate(payloads):
-            while i - progress.value >= window:
+        for topic, payload in payloads:
+            while sent.value - progress.value >= window:
                 time.sleep(0.0002)
+            with sent.get_lock():
+                sent.value += 1
             infos.append(client.publish(topic, payload, qos=1))
         for info in infos:
             info.wait_for_publish(60)
-        done.set()
     client.loop_stop()
     client.disconnect()
 
@@ -159,16 +178,23 @@ def publisher(domain: Domain, jobs: Any, ready: Any, go: Any, progress: Any, don
 # -- the receivers ----------------------------------------------------------------------
 
 
-async def _follow(get: Any, progress: Any, target: int, timeout_s: float) -> float:
-    """Copy the receiver's progress for the publisher; seconds until ``target`` is reached."""
-    start = time.perf_counter()
+async def _follow(get: Any, ctl: dict[str, Any], target: int, stall_s: float = 20.0) -> float:
+    """Copy the receiver's progress for the publishers; seconds until ``target`` is reached.
+    Fails when nothing moves for ``stall_s`` (a message lost would stall the run forever)."""
+    start = last_move = time.perf_counter()
+    last = -1
     while True:
         value = get()
-        progress.value = value
+        ctl["progress"].value = value
+        now = time.perf_counter()
         if value >= target:
-            return time.perf_counter() - start
-        if time.perf_counter() - start > timeout_s:
-            raise TimeoutError(f"reached {value} of {target} in {timeout_s} s")
+            return now - start
+        if value != last:
+            last, last_move = value, now
+        elif now - last_move > stall_s:
+            raise TimeoutError(
+                f"stalled at {value} of {target} received ({ctl['sent'].value} published)"
+            )
         await asyncio.sleep(0.002)
 
 
@@ -223,13 +249,15 @@ async def run_scd(
 
 async def _run(ctl: dict[str, Any], job: tuple[Any, ...], get: Any, target: int) -> float:
     ctl["progress"].value = 0
-    ctl["ready"].clear()
-    ctl["done"].clear()
-    ctl["jobs"].put(job)
-    while not ctl["ready"].is_set():  # the publisher signs its messages first
+    ctl["sent"].value = 0
+    ctl["go"].clear()
+    for ready, jobs in zip(ctl["ready"], ctl["jobs"], strict=True):
+        ready.clear()
+        jobs.put(job)
+    while not all(r.is_set() for r in ctl["ready"]):  # the publishers sign their messages first
         await asyncio.sleep(0.05)
     ctl["go"].set()
-    return await _follow(get, ctl["progress"], target, timeout_s=600)
+    return await _follow(get, ctl, target)
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
@@ -247,19 +275,32 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         )
         domain = contracts.roles.domain()
         ctx = mp.get_context("spawn")
+        n = args.publishers
         ctl: dict[str, Any] = {
-            "jobs": ctx.Queue(),
-            "ready": ctx.Event(),
+            "jobs": [ctx.Queue() for _ in range(n)],
+            "ready": [ctx.Event() for _ in range(n)],
             "go": ctx.Event(),
-            "done": ctx.Event(),
             "progress": ctx.Value("q", 0),
+            "sent": ctx.Value("q", 0),
         }
-        proc = ctx.Process(
-            target=publisher,
-            args=(domain, ctl["jobs"], ctl["ready"], ctl["go"], ctl["progress"], ctl["done"]),
-            daemon=True,
-        )
-        proc.start()
+        procs = [
+            ctx.Process(
+                target=publisher,
+                args=(
+                    domain,
+                    (i, n),
+                    ctl["jobs"][i],
+                    ctl["ready"][i],
+                    ctl["go"],
+                    ctl["progress"],
+                    ctl["sent"],
+                ),
+                daemon=True,
+            )
+            for i in range(n)
+        ]
+        for proc in procs:
+            proc.start()
         schema = f"bench_scd_{uuid.uuid4().hex[:8]}"
         settings = ScdSettings(
             home=Path("/tmp"),
@@ -269,6 +310,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             mqtt_client_id=unique_client_id("bench-scd"),
             topic_root=f"bench-{uuid.uuid4().hex[:8]}/flex",
             chain_poll_s=1.0,
+            verify_workers=args.verify_workers,
         )
         try:
             raw = await run_raw(ctl, args.devices, args.messages, args.window)
@@ -293,10 +335,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             )
             print(f"SCD, 225 samples per message: {acc:,.0f} samples/s", flush=True)
         finally:
-            ctl["jobs"].put(None)
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+            for jobs in ctl["jobs"]:
+                jobs.put(None)
+            for proc in procs:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.terminate()
             if args.db_url.startswith("postgresql"):
                 engine = create_engine(args.db_url)
                 with engine.begin() as conn:
@@ -313,6 +357,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "accelerated_samples": acc_msgs * 225,
         "publisher_window": args.window,
         "verify_workers": args.verify_workers,
+        "publisher_processes": args.publishers,
         "database": "postgresql" if args.db_url.startswith("postgresql") else "sqlite",
         "broker": BROKER,
         "cpus": os.cpu_count(),
@@ -335,8 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--verify-workers",
         type=int,
-        default=1,
+        default=0,
         help="SCD processes decoding and verifying (0: its own thread)",
+    )
+    parser.add_argument(
+        "--publishers",
+        type=int,
+        default=2,
+        help="processes playing the Light Nodes (each a share of the devices)",
     )
     parser.add_argument("--db-url", default=os.environ.get("FLEX_DB_URL", PG_URL))
     args = parser.parse_args(argv)

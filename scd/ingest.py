@@ -110,11 +110,18 @@ class MeasurementIngestor:
         """Subscribe to every POD's measurements (before or after ``mqtt.start()``)."""
         await mqtt.subscribe_raw(self.topics.all_pod_measures(), self._on_message, qos=1)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Start storing; with ``verify_workers``, once the worker processes are up (they
+        import the protocol and coincurve: a second or two)."""
         if self.verify_workers > 0 and self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self.verify_workers, mp_context=multiprocessing.get_context("spawn")
             )
+            warm = [
+                asyncio.wrap_future(self._pool.submit(check_payloads, self.chain.domain, "", []))
+                for _ in range(self.verify_workers)
+            ]
+            await asyncio.gather(*warm)
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="scd-ingest")
 

@@ -103,7 +103,7 @@ class ScdService:
                 await self.mqtt.wait_connected(s.mqtt_connect_wait_s)
             except MqttUnavailableError:
                 log.warning("no MQTT broker at %s yet: retrying in the background", s.mqtt_url)
-        self.ingestor.start()
+        await self.ingestor.start()
         await self.certifier.start()
         self.started = True
         log.info(
