@@ -88,13 +88,16 @@ def audit_proof_command(
     from audit.proof import check_proof
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
+    from flexledger.stack.state import served_from_state
     from flexledger.transport import SyncSignedHttpClient
 
     t_s = _time_s(t)
     assert t_s is not None
+    home = HomeSettings().home
     with (
-        open_chain(HomeSettings().home, chain=ChainSettings()) as chain,
-        SyncSignedHttpClient(scd_url, timeout_s=30) as scd,
+        open_chain(home, chain=ChainSettings()) as chain,
+        served_from_state(chain, home, scd=scd_url) as urls,
+        SyncSignedHttpClient(urls.scd or scd_url, timeout_s=30) as scd,
     ):
         result = check_proof(scd, chain.contracts(), pod, t_s)
     print(json.dumps(result.proof, indent=2))

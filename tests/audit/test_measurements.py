@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from audit import audit_measurements, check_proof
 from flexledger.cli import app as cli
 from flexledger.messages import id32
-from flexledger.transport import SyncSignedHttpClient, Topics
+from flexledger.transport import SyncSignedHttpClient, Topics, free_port
 from scd.api import create_app
 from scd.db import samples as samples_table
 from scd.service import ScdService
@@ -55,7 +55,10 @@ class Scd:
 async def scd(chain: Chain, db: Any, tmp_path: Path, window: int) -> AsyncIterator[Scd]:
     """An SCD holding five windows of POD: four anchored, one not."""
     from_block = chain.w3.eth.block_number + 1
-    service = make_service(chain, settings_for(db, tmp_path, Topics("audit/flex"), None))
+    # the embedded default's layout (<FLEX_HOME>/scd/scd.sqlite): the CLI test reads it offline
+    home = tmp_path / "scd"
+    home.mkdir()
+    service = make_service(chain, settings_for(db, home, Topics("audit/flex"), None))
     await service.start()
     assert service.ingestor is not None and service.certifier is not None
     device = chain.device(POD)
@@ -243,6 +246,35 @@ async def test_cli_audit_and_proof(
     )
     assert proof.exit_code == 0, proof.output
     assert "MeasurementAnchor.verifySample" in proof.output
+
+    # nothing answers at --scd-url: the SCD is served from its SQLite file under FLEX_HOME
+    offline = await asyncio.to_thread(
+        run,
+        "audit",
+        "measurements",
+        "--pod",
+        POD,
+        "--scd-url",
+        f"http://127.0.0.1:{free_port()}",
+        "--from",
+        str(scd.windows[0]),
+        "--to",
+        str(scd.windows[-1] + 900),
+    )
+    assert offline.exit_code == 0, offline.output
+    assert offline.output.count(" certified samples=") == ANCHORED
+    offline_proof = await asyncio.to_thread(
+        run,
+        "audit",
+        "proof",
+        "--pod",
+        POD,
+        "--t",
+        str(scd.windows[0] + 4),
+        "--scd-url",
+        f"http://127.0.0.1:{free_port()}",
+    )
+    assert offline_proof.exit_code == 0, offline_proof.output
 
     original = _rows(scd.service.engine)
     _tamper(scd.service.engine, scd.windows, [("change", 2, 3, 1)])
