@@ -36,8 +36,8 @@ class Day:
 
 def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
     """Per DSO voltage need with delivered flexibility: the excess at its critical bus in the
-    MTUs of the need, re-assessed on the measured POD powers (the SCD's certified I-01 of the
-    day) and on the same powers without the delivered energy, against what the request's
+    MTUs of the need, re-assessed on the measured POD powers (the energy per MTU of the meters'
+    4 s samples, which the SCD certified) and on the same powers without the delivered energy, against what the request's
     effectiveness factors predict for the delivered kW (excess × effective kW / volume)."""
     from dso import assess
     from dso.forecast import GridForecast
@@ -70,7 +70,8 @@ def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
     for need in record.assessment.needs:
         if not need.critical.startswith("bus:") or need.volume_kw <= 0:
             continue
-        col = int(np.flatnonzero(a_with.bus_index == int(need.critical.split(":")[1]))[0])
+        bus = int(need.critical.split(":")[1].split("@")[0])  # "bus:452@<MTU start>"
+        col = int(np.flatnonzero(a_with.bus_index == bus)[0])
         for k in range(need.mtu_count):
             t = need.mtu_start_s + k * MTU_S
             m = (t - stack.day_s) // MTU_S
