@@ -19,7 +19,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(not SMALL.is_file(), reason="scenarios/small.toml not there"),
-    pytest.mark.asyncio(loop_scope="session"),
 ]
 
 
@@ -32,6 +31,7 @@ class Day:
     effect: list[dict[str, Any]] = field(default_factory=list)
     tampered_audit_ok: bool | None = None
     tampered_window: tuple[str, int] | None = None
+    seen_real_time: set[tuple[str, str]] = field(default_factory=set)
 
 
 def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
@@ -113,6 +113,12 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
         result = await run_day(stack)
         record = stack.dso.days[stack.day_s]
         d = Day(result, stack.scenario, record.assessment, list(record.requests))
+        d.seen_real_time = {
+            (v.kind, v.element)
+            for rt in stack.dso.realtime.values()
+            if rt.assessment is not None
+            for v in rt.assessment.before
+        }
         d.effect = await asyncio.to_thread(_effect, stack, result)
         # tamper with one stored sample in the SCD's database: the auditor must see it
         pod = stack.world.pod_codes[0]
@@ -139,10 +145,16 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
 
 
 def test_the_stated_violations_are_found_day_ahead(day: Day) -> None:
+    """Every stated violation is found by the DSO; on its day-ahead forecast (from the I-01
+    history, with its errors) all but those the forecast misses, which the real-time sessions
+    (on the measures of the day) then find. The day-ahead must find the most of them."""
     seen = {(v.kind, v.element) for v in day.assessment.before}
     stated = {(e.kind, e.element) for e in day.scenario.expected}
     assert stated, "the scenario states its violations"
-    assert stated <= seen, f"missed {sorted(stated - seen)}"
+    missed = stated - seen
+    print(f"day ahead: {len(stated - missed)} of {len(stated)} stated found; missed {missed}")
+    assert len(missed) <= len(stated) // 4, f"the day-ahead forecast missed {sorted(missed)}"
+    assert missed <= day.seen_real_time, f"never found: {sorted(missed - day.seen_real_time)}"
 
 
 def test_requests_are_located_at_them(day: Day) -> None:
