@@ -36,9 +36,10 @@ class Day:
 
 def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
     """Per DSO voltage need with delivered flexibility: the excess at its critical bus in the
-    MTUs of the need, re-assessed on the measured POD powers (the energy per MTU of the meters'
-    4 s samples, which the SCD certified) and on the same powers without the delivered energy, against what the request's
-    effectiveness factors predict for the delivered kW (excess × effective kW / volume)."""
+    MTUs of the need, re-assessed on the measured POD powers (the energy per MTU of the
+    meters' 4 s samples, which the SCD certified) and on the same powers without the
+    delivered energy, against what the request's effectiveness factors predict for the
+    delivered kW (excess × effective kW / volume)."""
     from dso import assess
     from dso.forecast import GridForecast
     from flexledger.time import MTU_S
