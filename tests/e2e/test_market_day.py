@@ -32,6 +32,7 @@ class Day:
     tampered_audit_ok: bool | None = None
     tampered_window: tuple[str, int] | None = None
     seen_real_time: set[tuple[str, str]] = field(default_factory=set)
+    home: Path | None = None
 
 
 def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
@@ -142,6 +143,7 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
             )
         d.tampered_audit_ok = rep.ok
         d.tampered_window = (pod, t)
+    d.home = home
     return d
 
 
@@ -225,3 +227,29 @@ def _price(s: Any, o: dict[str, Any]) -> int:
 
 def _power(s: Any, o: dict[str, Any]) -> int:
     return int(_award(s, o)["power_w"])
+
+
+def test_read_commands_work_on_the_state_the_day_left(day: Day) -> None:
+    """After the stack is gone: the chain restarts from its state file, the SCD is served from
+    its SQLite file, and the participants' commands answer."""
+    from typer.testing import CliRunner
+
+    from flexledger.cli import app
+
+    assert day.home is not None and day.tampered_window is not None
+    runner = CliRunner()
+    env = {"FLEX_RPC_URL": "", "COLUMNS": "200"}
+    home = ["--home", str(day.home)]
+    pod = day.result.sessions[0].awards[0]["pod"]
+    t = day.result.day_s + 900
+    balance = runner.invoke(app, [*home, "chain", "balance", "dev:aggregator:1"], env=env)
+    assert balance.exit_code == 0 and "EUR" in balance.output, balance.output
+    session = runner.invoke(app, [*home, "chain", "session", "DA"], env=env)
+    assert session.exit_code == 0, session.output
+    audit = runner.invoke(
+        app,
+        [*home, "audit", "measurements", "--pod", pod, "--from", str(t), "--to", str(t + 1800),
+         "--scd-url", "http://127.0.0.1:9"],
+        env=env,
+    )  # fmt: skip
+    assert audit.exit_code == 0 and "2 certified" in audit.output, audit.output
