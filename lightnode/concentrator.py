@@ -460,6 +460,21 @@ class Concentrator:
             self._db.execute("ROLLBACK")
             raise
 
+    async def republish(self) -> int:
+        """Publish every anchored batch's manifest again (a listener that missed one, e.g. an
+        SCD whose connection dropped it under load, learns its windows; a duplicate is
+        harmless). Returns how many were published."""
+        async with self._lock:
+            ids = [
+                int(r[0])
+                for r in self._db.execute(
+                    "SELECT batch_id FROM batches WHERE status = 'published' ORDER BY batch_id"
+                ).fetchall()
+            ]
+            for batch_id in ids:
+                await self._publish(batch_id)
+        return len(ids)
+
     async def _publish(self, batch_id: int) -> BatchManifest:
         root, tx_hash, envelopes = self._db.execute(
             "SELECT root, tx_hash, envelopes FROM batches WHERE batch_id = ?", (batch_id,)
