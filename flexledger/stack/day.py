@@ -372,6 +372,7 @@ class _Day:
         s = self.s
         want = DAY_S // MTU_S
         deadline = time.monotonic() + timeout_s
+        last_done, last_change = -1, time.monotonic()
         while True:
             counts: dict[str, int] = {}
             done = 0
@@ -390,6 +391,14 @@ class _Day:
                 # a window is certified only with all of its 225 samples stored and verified
                 self.result.samples_stored = done * SAMPLES_PER_MTU
                 return
+            if done != last_done:
+                last_done, last_change = done, time.monotonic()
+            elif time.monotonic() - last_change > 20 and s.concentrator is not None:
+                # a batch manifest lost under load leaves its windows "not anchored" at the
+                # SCD: the concentrator publishes its manifests again
+                n = await s.concentrator.republish()
+                log.warning("certification stalled at %d windows: %d batches republished", done, n)
+                last_change = time.monotonic()
             if time.monotonic() > deadline:
                 self.result.windows = counts
                 raise TimeoutError(f"{done} of {total} windows certified: {counts}")
