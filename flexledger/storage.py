@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-__all__ = ["bulk_insert", "database_url", "is_postgres", "make_engine", "migrate"]
+__all__ = [
+    "bulk_insert",
+    "database_url",
+    "is_postgres",
+    "make_engine",
+    "migrate",
+    "run_alembic_env",
+]
 
 log = logging.getLogger(__name__)
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -82,6 +89,28 @@ def migrate(engine: Engine, script_location: Path, *, schema: str | None = None)
         cfg.attributes["connection"] = conn
         cfg.attributes["version_table_schema"] = schema if is_postgres(conn) else None
         command.upgrade(cfg, "head")
+
+
+def run_alembic_env(metadata: Any, service: str) -> None:
+    """The body of every service's Alembic ``env.py``: run on the connection ``migrate`` gives.
+
+    No ``alembic.ini``: a service migrates itself at start; its version table goes to its
+    PostgreSQL schema (``version_table_schema``) or SQLite's main.
+    """
+    from alembic import context
+
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(f"run the {service} migrations through flexledger.storage.migrate")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table_schema=config.attributes.get("version_table_schema"),
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int:
