@@ -180,6 +180,25 @@ class ScenarioClock:
             self._changed.notify_all()
         return self._now_s
 
+    async def advance_paced(self, until_s: int, step_s: int | None = None) -> int:
+        """Wait until every participant finished the current step, then move time to the
+        soonest instant a participant waits for (``sleep_until``'s instant, or the next step
+        after a ``finish``), at most one step (``step_s``) ahead and at most to ``until_s``.
+
+        A driver in another process paces the clock this way: it lands exactly on the instants
+        it asks for, however they fall on the step grid.
+        """
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self.pending())
+            target = min(self._now_s + (self.step_s if step_s is None else step_s), until_s)
+            wanted = [t + self.step_s for t in self._participants.values()]
+            wanted = [t for t in wanted if t > self._now_s]
+            if wanted:
+                target = min(target, min(wanted))
+            self._now_s = max(target, self._now_s)
+            self._changed.notify_all()
+        return self._now_s
+
     async def run_until(self, end_s: int) -> None:
         while self._now_s < end_s:
             await self.advance(min(self.step_s, end_s - self._now_s))

@@ -240,8 +240,29 @@ def serve_command(
         str | None, typer.Option(help="Clock start, ISO time UTC (default: the day's midnight).")
     ] = None,
     drive: Annotated[
-        bool, typer.Option(help="Drive the clock to the day's end (participants pace it).")
+        bool, typer.Option(help="Drive the clock to --until (participants pace it).")
     ] = True,
+    until: Annotated[
+        str | None, typer.Option(help="Where the drive ends, ISO time UTC (default: day's end).")
+    ] = None,
+    step_s: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Longest clock step, seconds (default 4); the clock still stops at "
+            "every instant a participant waits for.",
+        ),
+    ] = None,
+    pace_by: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A clock participant registered before serving, so time waits for it to join "
+            "and report (a day driver in another process); repeatable.",
+        ),
+    ] = None,
+    linger: Annotated[
+        bool, typer.Option(help="Keep serving meters and BMS after the drive ends.")
+    ] = False,
 ) -> None:
     """Serve a scenario's world over MQTT: meters, BMS, the scenario clock, field sensors and
     topology events, so Light Nodes and actors can run in their own processes."""
@@ -254,6 +275,9 @@ def serve_command(
 
     world = _world(path, to_s(datetime.fromisoformat(start)) if start is not None else None)
     domain = Domain(chain_id, roles) if chain_id is not None and roles is not None else None
+    end_s = to_s(datetime.fromisoformat(until)) if until is not None else world.day_s + DAY_S
+    for name in pace_by or []:
+        world.clock.register(name)
 
     async def serve() -> None:
         async with (
@@ -265,9 +289,10 @@ def serve_command(
                 f"under {root}/ (clock at {world.clock.now().isoformat()})"
             )
             if drive:
-                await world.run(world.day_s + DAY_S)
-                console.print(f"day done; {server.published} sensor messages published")
-            else:
+                while world.clock.now_s() < end_s:
+                    await world.clock.advance_paced(end_s, step_s)
+                console.print(f"drive done; {server.published} sensor messages published")
+            if linger or not drive:
                 await asyncio.Event().wait()
 
     try:
