@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexledger.cli.serving import ClockMqttOpt
+
 __all__ = [
     "audit_settlement_command",
     "baseline_app",
@@ -44,14 +46,18 @@ def serve_aggregator_command(
         str | None, typer.Option(envvar="FLEX_AGGREGATOR_KEY", help="The aggregator's key.")
     ] = None,
     follow: Annotated[
-        bool, typer.Option(help="Offer, plan and pay on its own as the market moves.")
+        bool,
+        typer.Option(
+            help="Offer, plan and pay on its own as the market moves (woken by the market's "
+            "MQTT session events when FLEX_MQTT_URL is set)."
+        ),
     ] = False,
+    clock_mqtt: ClockMqttOpt = False,
 ) -> None:
     """Run the Aggregator Platform API (FLEX_DB_URL, FLEX_RPC_URL, FLEX_MARKET_URL,
-    FLEX_SCD_URL, FLEX_AGGREGATOR_*)."""
-    import uvicorn
-
+    FLEX_SCD_URL, FLEX_MQTT_URL, FLEX_TOPIC_ROOT, FLEX_AGGREGATOR_*)."""
     from aggregator import AggregatorSettings, create_app
+    from flexledger.cli.serving import serve_app
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
 
@@ -64,9 +70,17 @@ def serve_aggregator_command(
         update["aggregator_follow"] = True
     settings = AggregatorSettings().model_copy(update=update)
     with open_chain(HomeSettings().home, chain=ChainSettings()) as chain:
-        app = create_app(settings, contracts=chain.contracts())
+        contracts = chain.contracts()
         console.print(f"aggregator on http://{host}:{port} (chain {chain.rpc_url})")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve_app(
+            lambda clock: create_app(settings, contracts=contracts, clock=clock),
+            name="aggregator",
+            host=host,
+            port=port,
+            clock_mqtt=clock_mqtt,
+            mqtt_url=settings.mqtt_url,
+            topic_root=settings.topic_root,
+        )
 
 
 def _findings_table(title: str, findings: list[Any]) -> Table:

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexledger.cli.serving import ClockMqttOpt
+
 __all__ = ["dso_app", "serve_dso_command"]
 
 console = Console()
@@ -192,11 +194,14 @@ def serve_dso_command(
     ),
     port: Annotated[int, typer.Option(envvar="FLEX_DSO_PORT", help="TCP port.")] = 8003,
     scenario: Annotated[Path | None, typer.Option(help="Scenario TOML.")] = None,
+    clock_mqtt: ClockMqttOpt = False,
 ) -> None:
     """Run the DSO Technical Platform (FLEX_DSO_*, FLEX_MQTT_URL, FLEX_RPC_URL, FLEX_HOME)."""
-    import uvicorn
+    from fastapi import FastAPI
 
     from dso import DsoGrid, DsoPlatform, DsoSettings, create_app
+    from flexledger.cli.serving import serve_app
+    from flexledger.protocols import Clock
     from flexledger.scenario import load_scenario
     from flexledger.settings import ChainSettings, HomeSettings, MqttSettings
     from flexledger.stack import open_chain
@@ -220,23 +225,37 @@ def serve_dso_command(
         contracts = chain.contracts()
         domain = contracts.roles.domain()
         signer = LocalSigner(load_account(settings.key), domain)
-        platform = DsoPlatform(
-            grid,
-            signer,
-            domain,
-            market_operator=address(settings.market_operator),
-            issuers=[address(i) for i in settings.issuers],
-            scenario=spec,
-            settings=settings,
-            scd=SignedHttpClient(settings.scd_url, signer),
-            market=SignedHttpClient(settings.market_url, signer),
-            sensor_keys=lambda sid: contracts.roles.sensor_of(id32(sid)),
-        )
-        app = create_app(
-            platform, mqtt_url=mqtt_url, topics=Topics(settings.topic_root) if mqtt_url else None
-        )
+
+        def build(clock: Clock | None) -> FastAPI:
+            platform = DsoPlatform(
+                grid,
+                signer,
+                domain,
+                market_operator=address(settings.market_operator),
+                issuers=[address(i) for i in settings.issuers],
+                scenario=spec,
+                settings=settings,
+                now_s=clock.now_s if clock is not None else None,
+                scd=SignedHttpClient(settings.scd_url, signer),
+                market=SignedHttpClient(settings.market_url, signer),
+                sensor_keys=lambda sid: contracts.roles.sensor_of(id32(sid)),
+            )
+            return create_app(
+                platform,
+                mqtt_url=mqtt_url,
+                topics=Topics(settings.topic_root) if mqtt_url else None,
+            )
+
         console.print(
             f"DSO TP on http://{host}:{port} ({len(grid.pods)} PODs, chain {chain.rpc_url}, "
             f"MQTT {mqtt_url or 'off'})"
         )
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve_app(
+            build,
+            name="dso",
+            host=host,
+            port=port,
+            clock_mqtt=clock_mqtt,
+            mqtt_url=mqtt_url,
+            topic_root=settings.topic_root,
+        )

@@ -10,6 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flexledger.cli.serving import ClockMqttOpt
+
 __all__ = ["audit_market_command", "serve_market_command"]
 
 console = Console()
@@ -21,10 +23,11 @@ def serve_market_command(
     areas: Annotated[
         Path | None, typer.Option(help="JSON {POD: area} file (also FLEX_AREAS_FILE).")
     ] = None,
+    clock_mqtt: ClockMqttOpt = False,
 ) -> None:
-    """Run the Market Platform API (FLEX_DB_URL, FLEX_RPC_URL, FLEX_MQTT_URL, FLEX_MARKET_*)."""
-    import uvicorn
-
+    """Run the Market Platform API (FLEX_DB_URL, FLEX_RPC_URL, FLEX_MQTT_URL, FLEX_MQTT_ROOT,
+    FLEX_MARKET_*)."""
+    from flexledger.cli.serving import serve_app
     from flexledger.settings import ChainSettings, HomeSettings
     from flexledger.stack import open_chain
     from market.app import create_app
@@ -34,9 +37,17 @@ def serve_market_command(
     if areas is not None:
         settings = settings.model_copy(update={"areas_file": areas})
     with open_chain(HomeSettings().home, chain=ChainSettings()) as chain:
-        app = create_app(settings, contracts=chain.contracts())
+        contracts = chain.contracts()
         console.print(f"market on http://{host}:{port} (chain {chain.rpc_url})")
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        serve_app(
+            lambda clock: create_app(settings, contracts=contracts, clock=clock),
+            name="market",
+            host=host,
+            port=port,
+            clock_mqtt=clock_mqtt,
+            mqtt_url=settings.mqtt_url,
+            topic_root=settings.mqtt_root,
+        )
 
 
 def audit_market_command(
