@@ -2,9 +2,10 @@
 
 Routes: ``POST /availability`` (I-12, signed by the FR owner), ``GET /availability``,
 ``GET /flexibility/{day_s}`` (the estimate), ``GET /offers``, ``GET /plans/{fr_owner}`` (I-13),
-``GET /payouts`` (I-17), ``GET /health``. The app's lifespan grants the FR owner role to the
-portfolio's owners that do not have it yet and, with ``FLEX_AGGREGATOR_FOLLOW``, follows the
-market (offers, plans, payouts) on its own.
+``GET /payouts`` (I-17), ``GET /sessions/{session_id}/steps`` (what following the market did),
+``GET /health``. The app's lifespan grants the FR owner role to the portfolio's owners that do
+not have it yet and, with ``FLEX_AGGREGATOR_FOLLOW``, follows the market (offers, plans,
+payouts) on its own, woken by the market's session events when ``FLEX_MQTT_URL`` is set.
 """
 
 from __future__ import annotations
@@ -149,6 +150,13 @@ def get_payouts(
     return service.payouts(fr_owner=fr_owner, session_id=session)
 
 
+@router.get("/sessions/{session_id}/steps", tags=["follow"])
+def get_steps(service: Service, session_id: str) -> dict[str, Any]:
+    """What following the market did for the session so far: ``offered``, ``planned``,
+    ``paid``, each with its detail (counts)."""
+    return service.steps(session_id)
+
+
 @router.get("/health", tags=["health"])
 def health(service: Service) -> dict[str, Any]:
     w3 = service.contracts.roles.w3
@@ -179,14 +187,18 @@ def create_app(
                 log.info("granted the FR owner role to %d owners", granted)
         except Exception as exc:  # the chain may be down: availability then answers 403
             log.warning("could not grant the FR owners their role: %s", exc)
-        task = asyncio.create_task(service.follow()) if settings.aggregator_follow else None
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        async with contextlib.AsyncExitStack() as stack:
+            task = None
+            if settings.aggregator_follow:
+                wake = await _session_events(settings, stack)
+                task = asyncio.create_task(service.follow(wake))
+            try:
+                yield
+            finally:
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await service.market.aclose()
             await service.scd.aclose()
 
@@ -204,6 +216,27 @@ def create_app(
     app.add_exception_handler(ContractError, _chain)
     app.include_router(router)
     return app
+
+
+async def _session_events(
+    settings: AggregatorSettings, stack: contextlib.AsyncExitStack
+) -> asyncio.Event | None:
+    """An event set by every market session announcement on MQTT (None without a broker)."""
+    if not settings.mqtt_url:
+        return None
+    from flexledger.transport import MqttClient, Topics, unique_client_id
+
+    wake = asyncio.Event()
+
+    async def on_session(_topic: str, _payload: bytes) -> None:
+        wake.set()
+
+    name = (settings.aggregator_name or settings.key_name()).replace(":", "-")
+    mqtt = await stack.enter_async_context(
+        MqttClient(settings.mqtt_url, unique_client_id(f"agg-{name}"))
+    )
+    await mqtt.subscribe_raw(Topics(settings.topic_root).all_market_sessions(), on_session)
+    return wake
 
 
 async def _upstream(_: Request, exc: Exception) -> JSONResponse:

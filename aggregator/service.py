@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import defaultdict
@@ -684,11 +685,29 @@ class AggregatorService:
                 log.warning("session %s: %s", sid, exc)
         return done
 
-    async def follow(self) -> None:
-        """``follow_once`` every ``aggregator_poll_s`` until cancelled."""
+    async def follow(self, wake: asyncio.Event | None = None) -> None:
+        """``follow_once`` every ``aggregator_poll_s`` until cancelled, and at once whenever
+        ``wake`` is set (the market's session events)."""
         while True:
+            if wake is not None:
+                wake.clear()
             try:
                 await self.follow_once()
             except Exception:
                 log.exception("following the market failed; trying again")
-            await asyncio.sleep(self.settings.aggregator_poll_s)
+            if wake is None:
+                await asyncio.sleep(self.settings.aggregator_poll_s)
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.aggregator_poll_s):
+                    await wake.wait()
+
+    def steps(self, session_id: str) -> dict[str, Any]:
+        """What following the market did for a session: step → its detail (offered, planned,
+        paid)."""
+        s = db.session_steps.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.step, s.detail).where(s.session_id == session_id).order_by(s.done_s)
+            ).all()
+        return {r.step: r.detail for r in rows}

@@ -94,6 +94,12 @@ class AggregatorSettings(BaseSettings):
         description="Follow the market on its own: offers when a day-ahead session opens, "
         "plans when it is final, payouts when it is settled.",
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="Broker of the market's session events (FLEX_MQTT_URL): when following, "
+        "each event wakes the follower at once instead of at its next poll.",
+    )
+    topic_root: str = Field(default="flex", description="MQTT topic root (FLEX_TOPIC_ROOT).")
 
     @field_validator("aggregator_up_window", "aggregator_down_window", mode="before")
     @classmethod
