@@ -3,15 +3,15 @@ it assessed (I-10), what it did itself (I-11) and what it asked the market for (
 
 All reads. ``GET /assessments/{day_s}`` (summary, needs, remedy blocks, forecast score),
 ``GET /violations?day_s=&after_remedies=`` (the I-10 alert), ``GET /remedies/{day_s}`` (the I-11
-configurations with their MTUs), ``GET /requests?day_s=`` (the signed I-06 requests and their
-receipts), ``GET /state`` (the latest state estimate), ``GET /health``.
+configurations with their MTUs), ``GET /requests?day_s=&kind=`` (the signed I-06 requests and
+their receipts), ``GET /state`` (the latest state estimate), ``GET /health``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, Field
@@ -65,6 +65,9 @@ class AssessmentPublic(BaseModel):
 
 class RequestsPublic(BaseModel):
     day_s: int
+    needs: int = Field(
+        default=0, description="Located needs of the assessment the requests were made of."
+    )
     requests: list[Signed[FlexRequest]]
     receipts: list[Receipt] = Field(default_factory=list)
 
@@ -155,10 +158,35 @@ def get_remedies(request: Request, day_s: int) -> list[RemedyBlockPublic]:
 
 
 @router.get("/requests", tags=["requests"])
-def get_requests(request: Request, day_s: int) -> RequestsPublic:
-    """The signed I-06 requests the DSO posted for the day, with the market's receipts."""
-    record = _record(_platform(request), day_s)
-    return RequestsPublic(day_s=record.day_s, requests=record.requests, receipts=record.receipts)
+def get_requests(
+    request: Request,
+    day_s: int,
+    kind: Annotated[
+        Literal["day_ahead", "real_time"] | None,
+        Query(description="day_ahead: the day of day_s; real_time: the window starting at it."),
+    ] = None,
+) -> RequestsPublic:
+    """The signed I-06 requests the DSO posted for the day (or a real-time window by its first
+    MTU), with the market's receipts and how many needs they were made of."""
+    platform = _platform(request)
+    if kind is None:
+        record = _record(platform, day_s)
+    else:
+        found = (
+            platform.days.get(day_start_s(day_s))
+            if kind == "day_ahead"
+            else platform.realtime.get(day_s)
+        )
+        if found is None or found.assessment is None:
+            raise ApiError(404, "not_found", f"no {kind} assessment of {day_s}")
+        record = found
+    assert record.assessment is not None
+    return RequestsPublic(
+        day_s=record.day_s,
+        needs=len(record.assessment.needs),
+        requests=record.requests,
+        receipts=record.receipts,
+    )
 
 
 @router.get("/state", tags=["state"])
