@@ -106,6 +106,9 @@ class Certifier:
         self._pod_scan_at = 0.0
         #: anchors of PODs whose code we do not know yet (the chain has only their hash)
         self._orphans: dict[bytes, list[ChainEvent]] = {}
+        #: told (in the polling thread) every batch of events once ``chain`` has applied them;
+        #: the ingest worker pool passes the device events on to its processes
+        self.on_chain_events: Callable[[list[ChainEvent]], None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def attach(self, mqtt: MqttClient) -> None:
@@ -180,6 +183,8 @@ class Certifier:
                     touched.append(key)
             elif event.name == "BatchAnchored":
                 batches.append(self._record_batch(event))
+        if events and self.on_chain_events is not None:
+            self.on_chain_events(events)
         for concentrator, batch_id in batches:
             touched.extend(self._check_batch(concentrator, batch_id))
         checkpoint = self.chain.reader.checkpoint

@@ -17,8 +17,14 @@ A refused message changes nothing stored; it is counted under its reason (``malf
 ``wrong_pod``, ``conflict``) and logged. The worker thread overlaps with the event loop's MQTT
 reading (coincurve and keccak release the GIL); with ``verify_workers`` the decoding and
 signature recovery run in that many processes of their own, the rest in the thread.
-One ingestor writes a database: it keeps the newest sequence number per POD in memory so that
-the common case — a new sample — needs no read.
+
+The ingestor keeps the newest sequence number per POD in memory so that the common case — a
+new sample — needs no read. Several ingestors may write one database at once (the ingest worker
+processes of ``scd.workers``): each takes ``sample_batches`` ids from its own residue class
+(``id_slot``) and keeps its counter rows apart (``counter_shard``), and the primary key of
+``samples`` decides between them — a bulk insert that hits a key another writer stored is
+planned again from the database, so a duplicate stays a duplicate and a conflict a conflict,
+counted once.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine, func, select, tuple_
+from sqlalchemy import Connection, Engine, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from flexledger.storage import bulk_insert
@@ -49,6 +56,12 @@ _RECENT_MAX = 400_000  # (pod, seq) -> values of recently stored samples, for re
 _LOG_FIRST = 20  # rejections logged per reason before only every 1,000th is
 
 
+def _unique_violation(exc: BaseException) -> bool:
+    """A stored key: SQLAlchemy's ``IntegrityError``, or the driver's own error from ``COPY``
+    (psycopg raises ``UniqueViolation``, SQLSTATE 23505, past SQLAlchemy)."""
+    return isinstance(exc, IntegrityError) or getattr(exc, "sqlstate", None) == "23505"
+
+
 @dataclass
 class FlushResult:
     """What one flush did: the windows it touched (for the certifier) and its counts."""
@@ -58,6 +71,17 @@ class FlushResult:
     duplicate: int = 0
     rejected: int = 0
     stored: int = 0
+
+
+@dataclass
+class _Plan:
+    """What a flush will store and count, before it is committed."""
+
+    result: FlushResult = field(default_factory=FlushResult)
+    counts: Counter[str] = field(default_factory=Counter)
+    batches: list[tuple[VerifiedBatch, list[SampleRow]]] = field(default_factory=list)
+    new: dict[tuple[str, int], SampleRow] = field(default_factory=dict)
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
 
 
 class MeasurementIngestor:
@@ -70,6 +94,9 @@ class MeasurementIngestor:
         stats: shared counters.
         on_stored: called on the event loop with the (POD, window start) pairs that got new
             samples (the certifier re-checks pending windows).
+        id_slot: (index, stride): this writer's ``sample_batches`` ids are ``index`` modulo
+            ``stride`` (concurrent writers take different indices).
+        counter_shard: the suffix of this writer's rows in ``ingest_counts`` ("" for none).
     """
 
     def __init__(
@@ -83,6 +110,8 @@ class MeasurementIngestor:
         flush_interval_s: float = 0.05,
         verify_workers: int = 0,
         on_stored: Callable[[set[tuple[str, int]]], None] | None = None,
+        id_slot: tuple[int, int] = (0, 1),
+        counter_shard: str = "",
     ) -> None:
         self.engine = engine
         self.chain = chain
@@ -92,6 +121,8 @@ class MeasurementIngestor:
         self.flush_interval_s = flush_interval_s
         self.on_stored = on_stored
         self.verify_workers = verify_workers
+        self.id_slot = id_slot
+        self.counter_shard = counter_shard
         self._pool: ProcessPoolExecutor | None = None
         self.window_s = chain.window_s
         self._buf: list[tuple[str, bytes]] = []
@@ -163,6 +194,12 @@ class MeasurementIngestor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
             if not self._buf:
+                if self.stats.pending():
+                    # counts of others (certifier, HTTP) with no flush to carry them
+                    try:
+                        await asyncio.to_thread(self._persist_counts)
+                    except Exception:
+                        log.exception("storing the ingest counters failed; retrying")
                 continue
             if len(self._buf) < self.flush_max:
                 # let a burst fill the batch a little: fewer, larger transactions
@@ -183,9 +220,21 @@ class MeasurementIngestor:
                 except Exception:
                     log.exception("on_stored callback failed")
 
+    def _persist_counts(self) -> None:
+        delta = self.stats.take()
+        try:
+            with self.engine.begin() as conn:
+                add_counts(conn, delta, self.counter_shard)
+        except BaseException:
+            self.stats.give_back(delta)
+            raise
+
     # -- the worker ----------------------------------------------------------------------------
     def _reject(self, reason: str, topic: str, detail: str) -> None:
         self.stats.add(f"rejected.{reason}")
+        self._log_reject(reason, topic, detail)
+
+    def _log_reject(self, reason: str, topic: str, detail: str) -> None:
         n = self.stats.total[f"rejected.{reason}"]
         if n <= _LOG_FIRST or n % 1000 == 0:
             log.warning("refused a measurement on %s (%s, #%d): %s", topic, reason, n, detail)
@@ -214,11 +263,11 @@ class MeasurementIngestor:
             out.append((topic, value))
         return out
 
-    def _load_state(self, conn: object, pods: set[str]) -> None:
+    def _load_state(self, conn: Connection, pods: set[str]) -> None:
         unknown = [p for p in pods if p not in self._max_seq]
         if not unknown:
             return
-        rows = conn.execute(  # type: ignore[attr-defined]
+        rows = conn.execute(
             select(samples.c.pod, func.max(samples.c.seq))
             .where(samples.c.pod.in_(unknown))
             .group_by(samples.c.pod)
@@ -228,42 +277,84 @@ class MeasurementIngestor:
         for p, m in rows:
             self._max_seq[p] = int(m)
 
-    def process(self, items: list[tuple[str, bytes]]) -> FlushResult:
-        """Verify, deduplicate and store ``items``; runs in a worker thread."""
-        result = FlushResult()
-        verified = self._verified(items)
-        with self.engine.connect() as conn:
-            if self._next_batch_id is None:
-                top = conn.execute(select(func.max(sample_batches.c.id))).scalar()
-                self._next_batch_id = int(top or 0) + 1
-            self._load_state(conn, {b.pod for _, b in verified})
-            # samples that may already be stored and are not in the recent cache: one query
-            lookup: list[tuple[str, int]] = []
-            for _, b in verified:
-                top_seq = self._max_seq[b.pod]
-                for s in b.samples:
-                    if s[0] <= top_seq and (b.pod, s[0]) not in self._recent:
-                        lookup.append((b.pod, s[0]))
-            stored: dict[tuple[str, int], SampleRow] = {}
-            for i in range(0, len(lookup), 2000):
-                part = lookup[i : i + 2000]
-                for r in conn.execute(
-                    select(
-                        samples.c.pod,
-                        samples.c.seq,
-                        samples.c.t_s,
-                        samples.c.p_w,
-                        samples.c.q_var,
-                        samples.c.v_mv,
-                    ).where(tuple_(samples.c.pod, samples.c.seq).in_(part))
-                ):
-                    stored[(r.pod, int(r.seq))] = (int(r.seq), r.t_s, r.p_w, r.q_var, r.v_mv)
-            conn.rollback()
+    def _alloc_batch_id(self, conn: Connection) -> int:
+        """The next ``sample_batches`` id of this writer: above every stored id, and in this
+        writer's residue class (``id_slot``), so that concurrent writers never collide."""
+        if self._next_batch_id is None:
+            top = int(conn.execute(select(func.max(sample_batches.c.id))).scalar() or 0)
+            index, stride = self.id_slot
+            self._next_batch_id = (top // stride + 1) * stride + index
+        batch_id = self._next_batch_id
+        self._next_batch_id = batch_id + self.id_slot[1]
+        return batch_id
 
-        batch_rows: list[dict[str, object]] = []
-        sample_rows: list[dict[str, object]] = []
-        new: dict[tuple[str, int], SampleRow] = {}
-        accepted: list[VerifiedBatch] = []
+    def _forget(self) -> None:
+        """Another writer stored what this one's caches did not know: read them again."""
+        self._max_seq.clear()
+        self._recent.clear()
+        self._next_batch_id = None
+
+    def process(self, items: list[tuple[str, bytes]]) -> FlushResult:
+        """Verify, deduplicate and store ``items`` (a worker thread, or an ingest process).
+
+        The caches say which samples are new; the database's primary key has the last word: a
+        bulk insert that hits a stored key (another writer got there first) is planned again
+        from what is stored, then, if that too collides, stored message by message.
+        """
+        verified = self._verified(items)
+        for attempt in range(2):
+            with self.engine.connect() as conn:
+                self._load_state(conn, {b.pod for _, b in verified})
+                stored = self._stored(conn, verified, everything=attempt > 0)
+                conn.rollback()
+            plan = self._plan(verified, stored)
+            try:
+                self._commit(plan)
+            except Exception as exc:
+                if not _unique_violation(exc):
+                    raise
+                log.info("bulk insert hit a stored key (another writer): planning again")
+                self._forget()
+                continue
+            return plan.result
+        return self._slow_store(verified)
+
+    def _stored(
+        self, conn: Connection, verified: list[tuple[str, VerifiedBatch]], *, everything: bool
+    ) -> dict[tuple[str, int], SampleRow]:
+        """The stored samples among ``verified``'s that the caches cannot rule out (all of
+        them with ``everything``): one query per 2,000 keys."""
+        lookup: list[tuple[str, int]] = []
+        for _, b in verified:
+            top_seq = self._max_seq[b.pod]
+            for s in b.samples:
+                if everything or (s[0] <= top_seq and (b.pod, s[0]) not in self._recent):
+                    lookup.append((b.pod, s[0]))
+        stored: dict[tuple[str, int], SampleRow] = {}
+        for i in range(0, len(lookup), 2000):
+            part = lookup[i : i + 2000]
+            for r in conn.execute(
+                select(
+                    samples.c.pod,
+                    samples.c.seq,
+                    samples.c.t_s,
+                    samples.c.p_w,
+                    samples.c.q_var,
+                    samples.c.v_mv,
+                ).where(tuple_(samples.c.pod, samples.c.seq).in_(part))
+            ):
+                stored[(r.pod, int(r.seq))] = (int(r.seq), r.t_s, r.p_w, r.q_var, r.v_mv)
+        return stored
+
+    def _plan(
+        self, verified: list[tuple[str, VerifiedBatch]], stored: dict[tuple[str, int], SampleRow]
+    ) -> _Plan:
+        """Classify every message (new, duplicate, conflict) against ``stored``, the caches
+        and the messages before it; nothing is counted until the plan is committed."""
+        plan = _Plan()
+        result = plan.result
+        counts = plan.counts
+        new = plan.new
         for topic, b in verified:
             top_seq = self._max_seq[b.pod]
             fresh: list[SampleRow] = []
@@ -272,8 +363,10 @@ class MeasurementIngestor:
             for s in b.samples:
                 key = (b.pod, s[0])
                 have = new.get(key)
+                if have is None:
+                    have = stored.get(key)
                 if have is None and s[0] <= top_seq:
-                    have = self._recent.get(key) or stored.get(key)
+                    have = self._recent.get(key)
                 if have is None:
                     fresh.append(s)
                 elif have == s:
@@ -282,112 +375,100 @@ class MeasurementIngestor:
                     conflict = s[0]
                     break
             if conflict is not None:
-                self._reject(
-                    "conflict", topic, f"{b.pod} seq {conflict} differs from the stored one"
+                counts["rejected.conflict"] += 1
+                plan.conflicts.append(
+                    (topic, f"{b.pod} seq {conflict} differs from the stored one")
                 )
                 result.rejected += 1
                 continue
+            if dup:
+                counts["samples.duplicate"] += dup
             if not fresh:
-                self.stats.add("messages.duplicate")
-                self.stats.add("samples.duplicate", dup)
+                counts["messages.duplicate"] += 1
                 result.duplicate += 1
                 continue
-            batch_id = self._next_batch_id
-            assert batch_id is not None
-            self._next_batch_id = batch_id + 1
-            batch_rows.append(
-                {
-                    "id": batch_id,
-                    "pod": b.pod,
-                    "first_seq": b.samples[0][0],
-                    "count": len(b.samples),
-                    "signer": b.signer,
-                    "signature": "0x" + b.signature.hex(),
-                }
-            )
+            plan.batches.append((b, fresh))
             for s in fresh:
                 new[(b.pod, s[0])] = s
-                sample_rows.append(
-                    {
-                        "pod": b.pod,
-                        "seq": s[0],
-                        "t_s": s[1],
-                        "p_w": s[2],
-                        "q_var": s[3],
-                        "v_mv": s[4],
-                        "batch_id": batch_id,
-                    }
-                )
                 result.touched.add((b.pod, s[1] - s[1] % self.window_s))
-            accepted.append(b)
             result.accepted += 1
-            if dup:
-                self.stats.add("samples.duplicate", dup)
-        self.stats.add("messages.accepted", result.accepted)
-        self.stats.add("samples.stored", len(sample_rows))
-        result.stored = len(sample_rows)
+            result.stored += len(fresh)
+        counts["messages.accepted"] += result.accepted
+        counts["samples.stored"] += result.stored
+        return plan
+
+    def _commit(self, plan: _Plan) -> None:
+        """Store a plan's samples, their signed messages and every count in one transaction."""
         delta = self.stats.take()
         try:
             with self.engine.begin() as conn:
+                batch_rows: list[dict[str, object]] = []
+                sample_rows: list[dict[str, object]] = []
+                for b, fresh in plan.batches:
+                    batch_id = self._alloc_batch_id(conn)
+                    batch_rows.append(
+                        {
+                            "id": batch_id,
+                            "pod": b.pod,
+                            "first_seq": b.samples[0][0],
+                            "count": len(b.samples),
+                            "signer": b.signer,
+                            "signature": "0x" + b.signature.hex(),
+                        }
+                    )
+                    for s in fresh:
+                        sample_rows.append(
+                            {
+                                "pod": b.pod,
+                                "seq": s[0],
+                                "t_s": s[1],
+                                "p_w": s[2],
+                                "q_var": s[3],
+                                "v_mv": s[4],
+                                "batch_id": batch_id,
+                            }
+                        )
                 bulk_insert(conn, sample_batches, batch_rows)
                 bulk_insert(conn, samples, sample_rows)
-                add_counts(conn, delta)
-        except IntegrityError:
-            # another writer, or a cache that was wrong: redo it one message at a time
-            log.warning("bulk insert hit an existing key; storing message by message")
-            self.stats.give_back(delta)
-            self._max_seq.clear()
-            self._recent.clear()
-            return self._slow_store(accepted, batch_rows, sample_rows, result)
-        except Exception:
+                add_counts(conn, Counter(delta) + plan.counts, self.counter_shard)
+        except BaseException:
             self.stats.give_back(delta)
             raise
-        for key, s in new.items():
+        self.stats.add_persisted(plan.counts)
+        for topic, detail in plan.conflicts:
+            self._log_reject("conflict", topic, detail)
+        for key, s in plan.new.items():
             self._recent[key] = s
             if s[0] > self._max_seq.get(key[0], -1):
                 self._max_seq[key[0]] = s[0]
         if len(self._recent) > _RECENT_MAX:
             for key in list(self._recent)[: len(self._recent) - _RECENT_MAX // 2]:
                 del self._recent[key]
-        return result
 
-    def _slow_store(
-        self,
-        accepted: list[VerifiedBatch],
-        batch_rows: list[dict[str, object]],
-        sample_rows: list[dict[str, object]],
-        result: FlushResult,
-    ) -> FlushResult:
-        by_batch: dict[object, list[dict[str, object]]] = {}
-        for row in sample_rows:
-            by_batch.setdefault(row["batch_id"], []).append(row)
-        result.stored = 0
-        for b, brow in zip(accepted, batch_rows, strict=True):
-            rows = by_batch.get(brow["id"], [])
-            keys = [(b.pod, s[0]) for s in b.samples]
-            with self.engine.begin() as conn:
-                have = {
-                    (r.pod, int(r.seq)): (int(r.seq), r.t_s, r.p_w, r.q_var, r.v_mv)
-                    for r in conn.execute(
-                        select(
-                            samples.c.pod,
-                            samples.c.seq,
-                            samples.c.t_s,
-                            samples.c.p_w,
-                            samples.c.q_var,
-                            samples.c.v_mv,
-                        ).where(tuple_(samples.c.pod, samples.c.seq).in_(keys))
-                    )
-                }
-                if any(have.get(k, s) != s for k, s in zip(keys, b.samples, strict=True)):
-                    self._reject("conflict", b.pod, "differs from a sample stored meanwhile")
-                    self.stats.add("messages.accepted", -1)
+    def _slow_store(self, verified: list[tuple[str, VerifiedBatch]]) -> FlushResult:
+        """Message by message, each in its own transaction, each against what is stored then
+        (a key that another writer stores meanwhile is read again: at most three tries)."""
+        result = FlushResult()
+        for topic, b in verified:
+            for _ in range(3):
+                with self.engine.connect() as conn:
+                    stored = self._stored(conn, [(topic, b)], everything=True)
+                    conn.rollback()
+                plan = self._plan([(topic, b)], stored)
+                try:
+                    self._commit(plan)
+                except Exception as exc:
+                    if not _unique_violation(exc):
+                        raise
+                    self._forget()
                     continue
-                rows = [r for r in rows if (b.pod, r["seq"]) not in have]
-                if rows:
-                    conn.execute(sample_batches.insert(), [brow])
-                    conn.execute(samples.insert(), rows)
-                result.stored += len(rows)
-        with self.engine.begin() as conn:
-            add_counts(conn, self.stats.take())
+                r = plan.result
+                result.touched |= r.touched
+                result.accepted += r.accepted
+                result.duplicate += r.duplicate
+                result.rejected += r.rejected
+                result.stored += r.stored
+                break
+            else:
+                raise RuntimeError(f"{b.pod}: samples kept colliding with another writer's")
         return result

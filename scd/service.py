@@ -1,5 +1,10 @@
 """The SCD as one running service: database, chain view, MQTT ingestion and certification.
 
+Measurements are ingested in the service's process (``MeasurementIngestor``), or, with
+``ingest_workers`` > 1 on PostgreSQL, in that many worker processes behind an MQTT shared
+subscription (``scd.workers``); certification and the HTTP API stay in the service's process
+and read what the workers stored.
+
     service = ScdService.from_settings(ScdSettings())
     await service.start()      # migrations ran in from_settings; MQTT and the chain follow now
     ...
@@ -16,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from web3 import Web3
 
+from flexledger.storage import is_postgres
 from flexledger.transport import MqttClient, MqttUnavailableError, Topics
 from node.addressbook import AddressBook
 from node.contracts import FlexContracts
@@ -26,6 +32,7 @@ from scd.db import open_database
 from scd.ingest import MeasurementIngestor
 from scd.settings import ScdSettings
 from scd.stats import IngestStats
+from scd.workers import IngestWorkerPool
 
 __all__ = ["ScdService"]
 
@@ -44,6 +51,7 @@ class ScdService:
     mqtt: MqttClient | None = None
     ingestor: MeasurementIngestor | None = None
     certifier: Certifier | None = None
+    workers: IngestWorkerPool | None = None
     started: bool = False
 
     @classmethod
@@ -88,14 +96,31 @@ class ScdService:
             on_stored=self.certifier.samples_arrived,
         )
 
+    def ingest_workers(self) -> int:
+        """How many ingest processes this service will run (1: its own), and why not more."""
+        s = self.settings
+        n = s.ingest_workers
+        if n <= 1 or not s.mqtt_url:
+            return 1
+        if not is_postgres(self.engine):
+            log.warning(
+                "FLEX_SCD_INGEST_WORKERS=%d ignored: SQLite takes one writer at a time, so "
+                "the SCD ingests in its own process (use PostgreSQL for ingest workers)",
+                n,
+            )
+            return 1
+        return n
+
     async def start(self) -> None:
         """Subscribe (durable MQTT session), then follow the chain and ingest."""
         assert self.ingestor is not None and self.certifier is not None
         s = self.settings
+        workers = self.ingest_workers()
         if s.mqtt_url:
             self.mqtt = MqttClient(s.mqtt_url, s.mqtt_client_id, clean_session=False)
             # subscribe before connecting: the broker's queued messages find their handler
-            await self.ingestor.attach(self.mqtt)
+            if workers == 1:
+                await self.ingestor.attach(self.mqtt)
             await self.certifier.attach(self.mqtt)
             await self.mqtt.start()
             try:
@@ -103,15 +128,51 @@ class ScdService:
                 await self.mqtt.wait_connected(s.mqtt_connect_wait_s)
             except MqttUnavailableError:
                 log.warning("no MQTT broker at %s yet: retrying in the background", s.mqtt_url)
+            if workers > 1:
+                await self._start_workers(workers)
         await self.ingestor.start()
         await self.certifier.start()
         self.started = True
         log.info(
-            "SCD started: MQTT %s, chain %d, window %d s",
+            "SCD started: MQTT %s, chain %d, window %d s, %s",
             s.mqtt_url or "off",
             self.chain.chain_id,
             self.chain.window_s,
+            f"{self.workers.count} ingest worker processes"
+            if self.workers
+            else "ingest in-process",
         )
+
+    async def _start_workers(self, n: int) -> None:
+        assert self.mqtt is not None and self.ingestor is not None and self.certifier is not None
+        s = self.settings
+        mqtt = self.mqtt
+        probe = None
+        if mqtt.connected:
+            # a durable session of an earlier one-process run still holds the plain filter
+            await mqtt.unsubscribe(self.topics.all_pod_measures())
+
+            async def probe(topic: str, payload: bytes) -> None:
+                await mqtt.publish(topic, payload, qos=1)
+
+        pool = IngestWorkerPool(
+            n,
+            mqtt_url=s.mqtt_url or "",
+            client_id=s.mqtt_client_id,
+            topic_root=self.topics.root,
+            engine=self.engine,
+            db_schema=s.db_schema,
+            chain=self.chain,
+            stats=self.stats,
+            on_stored=self.certifier.samples_arrived,
+            flush_max=s.flush_max,
+            flush_interval_s=s.flush_interval_s,
+        )
+        if await pool.start(probe):
+            self.workers = pool
+            self.certifier.on_chain_events = pool.forward_events
+        else:
+            await self.ingestor.attach(mqtt)
 
     async def stop(self) -> None:
         """Store what was received, stop following, disconnect."""
@@ -119,6 +180,10 @@ class ScdService:
             return
         assert self.ingestor is not None and self.certifier is not None
         self.started = False
+        if self.workers is not None:
+            self.certifier.on_chain_events = None
+            await self.workers.stop()
+            self.workers = None
         if self.mqtt is not None:
             await self.mqtt.close()
             self.mqtt = None

@@ -13,7 +13,7 @@ __all__ = ["ScdSettings"]
 class ScdSettings(BaseSettings):
     """Everything ``flexledger serve scd`` needs; the embedded default needs none of it."""
 
-    model_config = SettingsConfigDict(env_prefix="FLEX_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FLEX_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(
         default=Path(".flexledger"),
@@ -59,6 +59,17 @@ class ScdSettings(BaseSettings):
         default=0,
         description="Processes that decode and verify measurements (0: a thread of the "
         "service's process). One or two on a machine with cores to spare.",
+    )
+    ingest_workers: int = Field(
+        default=1,
+        ge=1,
+        validation_alias="FLEX_SCD_INGEST_WORKERS",
+        description="Processes that take measurements from MQTT, verify and store them "
+        "(FLEX_SCD_INGEST_WORKERS). 1: the service's own process. N > 1: N worker processes "
+        "behind the shared subscription $share/scd/<root>/pod/+/measure, each with its own "
+        "MQTT connection and database writer; needs PostgreSQL and a broker with shared "
+        "subscriptions (Mosquitto >= 1.6, EMQX, HiveMQ...). On SQLite, or a broker without "
+        "them (amqtt), the service says so and ingests in its own process.",
     )
     resend_interval_s: float = Field(
         default=30.0, description="Seconds between resend requests for a pending window."

@@ -651,6 +651,20 @@ class MqttClient:
                 log.debug("subscribe to %s failed (%s); retrying", topic_filter, exc)
                 await asyncio.sleep(0.01)
 
+    async def unsubscribe(self, topic_filter: str, *, timeout_s: float | None = None) -> None:
+        """Ask the broker to drop ``topic_filter`` from this client's session.
+
+        A durable session (``clean_session=False``) keeps its subscriptions from one
+        connection to the next: a filter that this process no longer subscribes to must be
+        dropped explicitly, or the broker keeps sending (and queueing) its messages. Does
+        nothing while a subscription of this client uses the filter. Needs the connection.
+        """
+        if topic_filter in self._filters:
+            return
+        wait = self.timeout_s if timeout_s is None else timeout_s
+        client = await self._connected_client(wait, f"unsubscribing from {topic_filter}")
+        await self._unless_dropped(client.unsubscribe(topic_filter, timeout=wait))
+
     async def _remove(self, sub: Subscription[Any]) -> None:
         if sub in self._subs:
             self._subs.remove(sub)

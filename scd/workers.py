@@ -1,0 +1,536 @@
+"""Ingest worker processes behind an MQTT shared subscription.
+
+One Python process reads, acknowledges, verifies and stores a few thousand one-sample messages
+a second at most: the MQTT client's per-message work and the signature recovery share one GIL.
+``IngestWorkerPool`` spreads that over ``ingest_workers`` processes (``spawn``), each with its
+own MQTT connection subscribed to ``$share/{group}/{root}/pod/+/measure``: the broker hands
+each message to one member of the group (MQTT 5 shared subscriptions; Mosquitto ≥ 1.6 also
+offers them to MQTT 3.1.1 clients, which is what the workers are). Each worker
+
+- reads with a bare paho client on a thread of its own (it acknowledges a QoS 1 message once
+  it is in the worker's buffer, as the in-process ingestor does),
+- verifies and stores with its own ``MeasurementIngestor`` (coincurve recovery, its own cache
+  of device bindings, ``COPY`` into the same PostgreSQL database; ``sample_batches`` ids in its
+  own residue class, counters in rows of its own, the primary key deciding between writers),
+- reports each flush's counts and touched windows to the service process, which keeps the
+  totals (``IngestStats``) and tells the certifier.
+
+The service process forwards the chain's device events (``DeviceRegistered``,
+``DeviceRevoked``) to every worker and waits until each has applied them: when
+``Certifier.sync()`` returns, no worker accepts a revoked key any more.
+
+Each worker keeps a durable MQTT session (``{client_id}-w{i}``): while the SCD is down the broker
+queues each member's share. A member that is not coming back (fewer workers than last time)
+would keep its share queued, so the pool clears the sessions of the next indices at start.
+
+Brokers without shared subscriptions (amqtt 0.12 takes the subscription and delivers
+nothing): the pool publishes a probe on a shared topic after the workers subscribed; when no
+worker gets it, ``start()`` stops them and says so, and the service ingests in its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import secrets
+import socket
+import ssl
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from sqlalchemy import Engine
+from web3 import HTTPProvider, Web3
+
+from flexledger.storage import make_engine
+from flexledger.transport import Topics
+from flexledger.transport.mqtt import MqttUrl, parse_mqtt_url
+from node.contracts import (
+    BaselineRegistryClient,
+    FlexContracts,
+    FlexMarketClient,
+    FlexRolesClient,
+    MeasurementAnchorClient,
+    SettlementClient,
+    SettlementTokenClient,
+)
+from node.events import ChainEvent
+from scd.chain import ChainView
+from scd.ingest import MeasurementIngestor
+from scd.stats import IngestStats
+
+__all__ = ["DEVICE_EVENTS", "IngestWorkerPool", "WorkerConfig", "shared_filter"]
+
+log = logging.getLogger(__name__)
+
+#: Chain events the workers' binding caches need.
+DEVICE_EVENTS = frozenset({"DeviceRegistered", "DeviceRevoked"})
+_RETIRE_EXTRA = 8  # worker sessions past the last index that start() clears
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """``$share/{group}/{filter}``: the broker gives each message to one member of ``group``."""
+    return f"$share/{group}/{topic_filter}"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker process needs (picklable: it crosses a ``spawn``)."""
+
+    index: int
+    count: int
+    mqtt_url: str
+    client_id: str
+    group: str
+    topic_root: str
+    db_url: str
+    db_schema: str
+    rpc_url: str
+    addresses: dict[str, str]
+    flush_max: int
+    flush_interval_s: float
+    log_level: int
+
+    @property
+    def measure_filter(self) -> str:
+        return shared_filter(self.group, f"{self.topic_root}/pod/+/measure")
+
+    @property
+    def probe_topic(self) -> str:
+        return f"{self.topic_root}/scd/share-probe"
+
+
+# -- the worker process ------------------------------------------------------------------------
+
+
+def _paho_client(url: str, client_id: str, *, clean_session: bool) -> tuple[Any, MqttUrl]:
+    """A bare paho client (no asyncio between the socket and the buffer), TCP_NODELAY."""
+    import paho.mqtt.client as paho
+
+    u = parse_mqtt_url(url)
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=clean_session,
+        protocol=paho.MQTTv311,
+    )
+    if u.username:
+        client.username_pw_set(u.username, u.password)
+    if u.tls:
+        client.tls_set_context(ssl.create_default_context())
+
+    def nodelay(_c: Any, _u: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    client.on_socket_open = nodelay
+    client.reconnect_delay_set(1, 4)
+    return client, u
+
+
+class _Worker:
+    """One ingest process: a paho reader thread, a control thread, the flush loop."""
+
+    def __init__(self, cfg: WorkerConfig, control: Connection, results: Any) -> None:
+        self.cfg = cfg
+        self.control = control
+        self.results = results
+        self.engine = make_engine(cfg.db_url, schema=cfg.db_schema)
+        w3 = Web3(HTTPProvider(cfg.rpc_url, request_kwargs={"timeout": 30}))
+        a = cfg.addresses
+        contracts = FlexContracts(
+            roles=FlexRolesClient(w3, a["roles"]),
+            anchor=MeasurementAnchorClient(w3, a["anchor"]),
+            baselines=BaselineRegistryClient(w3, a["baselines"]),
+            market=FlexMarketClient(w3, a["market"]),
+            token=SettlementTokenClient(w3, a["token"]),
+            settlement=SettlementClient(w3, a["settlement"]),
+        )
+        self.chain = ChainView(contracts)
+        self.stats = IngestStats()
+        self.ingestor = MeasurementIngestor(
+            self.engine,
+            self.chain,
+            Topics(cfg.topic_root),
+            self.stats,
+            flush_max=cfg.flush_max,
+            flush_interval_s=cfg.flush_interval_s,
+            id_slot=(cfg.index, cfg.count),
+            counter_shard=f"w{cfg.index}",
+        )
+        self._buf: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._reported: dict[str, int] = {}
+        self._subscribed = False
+
+    # paho callbacks (its network thread)
+    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.warning("ingest worker %d: connection refused (%s)", self.cfg.index, reason)
+            return
+        client.subscribe(
+            [(self.cfg.measure_filter, 1), (shared_filter(self.cfg.group, self.cfg.probe_topic), 1)]
+        )
+
+    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, reasons: Any, _p: Any) -> None:
+        if any(r.is_failure for r in reasons):
+            self.results.put(("failed", self.cfg.index, f"subscription refused: {reasons}"))
+            return
+        if not self._subscribed:
+            self._subscribed = True
+            self.results.put(("subscribed", self.cfg.index, None))
+
+    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
+        topic = msg.topic
+        if topic == self.cfg.probe_topic:
+            self.results.put(("probe", self.cfg.index, bytes(msg.payload)))
+            return
+        with self._lock:
+            self._buf.append((topic, msg.payload))
+            full = len(self._buf) >= self.cfg.flush_max
+        if full:
+            self._wake.set()
+
+    def _control_loop(self) -> None:
+        while True:
+            try:
+                msg = self.control.recv()
+            except (EOFError, OSError):
+                msg = ("stop", None)
+            kind, body = msg
+            if kind == "events":
+                for event in body:
+                    self.chain.apply(event)
+                self.control.send(("applied", None))
+            elif kind == "stop":
+                self._stopping.set()
+                self._wake.set()
+                return
+
+    def _flush(self, items: list[tuple[str, bytes]]) -> None:
+        try:
+            result = self.ingestor.process(items)
+            touched = result.touched
+        except Exception:
+            log.exception("ingest worker %d: a flush of %d failed", self.cfg.index, len(items))
+            self.stats.add("rejected.internal_error", len(items))
+            touched = set()
+        total = self.stats.total
+        delta = {k: v - self._reported.get(k, 0) for k, v in total.items()}
+        delta = {k: v for k, v in delta.items() if v}
+        self._reported = dict(total)
+        # counts not yet in the database (a failed transaction gives them back) go with the
+        # next flush; the service process adds what it is told to its totals only
+        self.results.put(("stored", self.cfg.index, (touched, delta, len(items))))
+
+    def run(self) -> None:
+        client, url = _paho_client(self.cfg.mqtt_url, self.cfg.client_id, clean_session=False)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        # paho's default keeps 20 QoS 1 messages in flight and an unbounded queue; the broker
+        # decides what this client gets in flight (Mosquitto: max_inflight_messages)
+        client.connect_async(url.host, url.port, keepalive=20)
+        client.loop_start()
+        threading.Thread(target=self._control_loop, name="control", daemon=True).start()
+        cfg = self.cfg
+        try:
+            while True:
+                self._wake.wait(cfg.flush_interval_s)
+                self._wake.clear()
+                if self._stopping.is_set():
+                    # no more messages in: disconnect, then store what was acknowledged
+                    client.disconnect()
+                    client.loop_stop()
+                    while True:
+                        with self._lock:
+                            items = self._buf[: cfg.flush_max]
+                            del self._buf[: cfg.flush_max]
+                        if not items:
+                            break
+                        self._flush(items)
+                    return
+                with self._lock:
+                    n = len(self._buf)
+                if not n:
+                    continue
+                if n < cfg.flush_max:
+                    time.sleep(min(0.005, cfg.flush_interval_s))  # let a burst fill the batch
+                with self._lock:
+                    items = self._buf[: cfg.flush_max]
+                    del self._buf[: cfg.flush_max]
+                self._flush(items)
+        finally:
+            self.engine.dispose()
+
+
+def run_worker(cfg: WorkerConfig, control: Connection, results: Any) -> None:
+    """The worker process's entry point (``spawn``)."""
+    logging.basicConfig(
+        level=cfg.log_level, format=f"%(levelname)s scd-ingest-{cfg.index} %(name)s: %(message)s"
+    )
+    try:
+        worker = _Worker(cfg, control, results)
+    except Exception:
+        results.put(("failed", cfg.index, traceback.format_exc()))
+        return
+    try:
+        worker.run()
+    except Exception:
+        results.put(("failed", cfg.index, traceback.format_exc()))
+    finally:
+        results.put(("stopped", cfg.index, None))
+
+
+# -- the service side ----------------------------------------------------------------------------
+
+
+class IngestWorkerPool:
+    """Starts, feeds with chain events, listens to and stops the ingest worker processes.
+
+    Args:
+        count: worker processes (each one MQTT connection and one database writer).
+        engine: the SCD's (migrated) database; the workers open their own connections to it.
+        chain: the service's chain view (its contract addresses and RPC URL go to the workers).
+        stats: the service's counters; the workers' counts are added to its totals.
+        on_stored: called on the event loop with the windows each flush touched.
+        group: the shared subscription's group name.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        mqtt_url: str,
+        client_id: str,
+        topic_root: str,
+        engine: Engine,
+        db_schema: str,
+        chain: ChainView,
+        stats: IngestStats,
+        on_stored: Callable[[set[tuple[str, int]]], None] | None = None,
+        flush_max: int = 4000,
+        flush_interval_s: float = 0.05,
+        group: str = "scd",
+    ) -> None:
+        self.count = count
+        self.mqtt_url = mqtt_url
+        self.client_id = client_id
+        self.topic_root = topic_root
+        self.engine = engine
+        self.db_schema = db_schema
+        self.chain = chain
+        self.stats = stats
+        self.on_stored = on_stored
+        self.flush_max = flush_max
+        self.flush_interval_s = flush_interval_s
+        self.group = group
+        self.received = 0  # messages the workers took from the broker
+        self._ctx = multiprocessing.get_context("spawn")
+        self._results: Any = None
+        self._procs: list[Any] = []
+        self._controls: list[Connection] = []
+        self._control_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribed: set[int] = set()
+        self._probes: list[bytes] = []
+        self._stopped: set[int] = set()
+        self._failed: dict[int, str] = {}
+        self._changed = threading.Condition()
+
+    def _config(self, index: int) -> WorkerConfig:
+        c = self.chain.c
+        provider = c.anchor.w3.provider
+        rpc_url = str(getattr(provider, "endpoint_uri", "") or "")
+        if not rpc_url.startswith("http"):
+            raise RuntimeError("ingest workers need an HTTP JSON-RPC endpoint to read the chain")
+        return WorkerConfig(
+            index=index,
+            count=self.count,
+            mqtt_url=self.mqtt_url,
+            client_id=f"{self.client_id}-w{index}",
+            group=self.group,
+            topic_root=self.topic_root,
+            db_url=self.engine.url.render_as_string(hide_password=False),
+            db_schema=self.db_schema,
+            rpc_url=rpc_url,
+            addresses={
+                "roles": c.roles.address,
+                "anchor": c.anchor.address,
+                "baselines": c.baselines.address,
+                "market": c.market.address,
+                "token": c.token.address,
+                "settlement": c.settlement.address,
+            },
+            flush_max=self.flush_max,
+            flush_interval_s=self.flush_interval_s,
+            log_level=logging.getLogger().getEffectiveLevel(),
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    async def start(
+        self, probe: Callable[[str, bytes], Any] | None, timeout_s: float = 60.0
+    ) -> bool:
+        """Clear stale worker sessions, start the workers, wait until each has subscribed, and
+        (with ``probe``, an async publish) check that the broker delivers the shared
+        subscription. False (the workers stopped again) when it does not."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self._retire, range(self.count, self.count + _RETIRE_EXTRA))
+        self._results = self._ctx.Queue()
+        self._reader = threading.Thread(target=self._read, name="scd-ingest-results", daemon=True)
+        self._reader.start()
+        for i in range(self.count):
+            parent, child = self._ctx.Pipe()
+            proc = self._ctx.Process(
+                target=run_worker,
+                args=(self._config(i), child, self._results),
+                name=f"scd-ingest-{i}",
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self._procs.append(proc)
+            self._controls.append(parent)
+        ok = await asyncio.to_thread(
+            self._wait, lambda: len(self._subscribed) == self.count or bool(self._failed), timeout_s
+        )
+        if self._failed:
+            index, why = next(iter(self._failed.items()))
+            await self.stop()
+            raise RuntimeError(f"ingest worker {index} failed to start:\n{why}")
+        if not ok:
+            await self.stop()
+            raise RuntimeError(f"ingest workers did not subscribe within {timeout_s} s")
+        if probe is None:
+            log.warning("SCD ingest workers started without checking shared subscriptions")
+            return True
+        nonce = secrets.token_hex(8).encode()
+        for _ in range(3):
+            await probe(f"{self.topic_root}/scd/share-probe", nonce)
+            if await asyncio.to_thread(self._wait, lambda: nonce in self._probes, 1.0):
+                log.info(
+                    "SCD ingesting in %d worker processes (shared subscription %s)",
+                    self.count,
+                    shared_filter(self.group, f"{self.topic_root}/pod/+/measure"),
+                )
+                return True
+        log.warning(
+            "the MQTT broker at %s does not deliver shared subscriptions (amqtt does not): "
+            "ingest workers off, ingesting in the service's process",
+            self.mqtt_url,
+        )
+        await self.stop()
+        await asyncio.to_thread(self._retire, range(self.count))
+        return False
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Each worker disconnects, stores what it acknowledged and exits."""
+        with self._control_lock:
+            for conn in self._controls:
+                with contextlib.suppress(OSError, ValueError):
+                    conn.send(("stop", None))
+        alive = [p for p in self._procs]
+        deadline = time.monotonic() + timeout_s
+        for proc in alive:
+            await asyncio.to_thread(proc.join, max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("ingest worker %s did not stop: terminating it", proc.name)
+                proc.terminate()
+                await asyncio.to_thread(proc.join, 5)
+        # the results the workers sent last are in the queue: let the reader take them
+        if self._results is not None:
+            self._results.put(("end", -1, None))
+            if self._reader is not None:
+                await asyncio.to_thread(self._reader.join, 10)
+            self._results.close()
+            self._results.join_thread()
+        for conn in self._controls:
+            conn.close()
+        self._procs, self._controls = [], []
+        self._results = self._reader = None
+
+    @property
+    def running(self) -> bool:
+        return any(p.is_alive() for p in self._procs)
+
+    # -- chain events -----------------------------------------------------------------------
+    def forward_events(self, events: list[ChainEvent], timeout_s: float = 30.0) -> None:
+        """Apply the device events in every worker; return once each has (blocking)."""
+        relevant = [e for e in events if e.name in DEVICE_EVENTS]
+        if not relevant:
+            return
+        with self._control_lock:
+            live = [
+                (conn, proc)
+                for conn, proc in zip(self._controls, self._procs, strict=True)
+                if proc.is_alive()
+            ]
+            for conn, _ in live:
+                conn.send(("events", relevant))
+            for conn, proc in live:
+                if not conn.poll(timeout_s):
+                    raise TimeoutError(f"ingest worker {proc.name} did not apply chain events")
+                conn.recv()
+
+    # -- results ------------------------------------------------------------------------------
+    def _wait(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout_s)
+
+    def _read(self) -> None:
+        results = self._results
+        while True:
+            try:
+                kind, index, body = results.get()
+            except (EOFError, OSError):
+                return
+            if kind == "end":
+                return
+            if kind == "stored":
+                touched, delta, n = body
+                self.received += n
+                self.stats.add_persisted(delta)
+                if touched and self.on_stored is not None and self._loop is not None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed
+                        self._loop.call_soon_threadsafe(self._stored, touched)
+                continue
+            with self._changed:
+                if kind == "subscribed":
+                    self._subscribed.add(index)
+                elif kind == "probe":
+                    self._probes.append(body)
+                elif kind == "failed":
+                    self._failed[index] = str(body)
+                    log.error("ingest worker %d failed: %s", index, body)
+                elif kind == "stopped":
+                    self._stopped.add(index)
+                self._changed.notify_all()
+
+    def _stored(self, touched: set[tuple[str, int]]) -> None:
+        assert self.on_stored is not None
+        try:
+            self.on_stored(touched)
+        except Exception:
+            log.exception("on_stored callback failed")
+
+    def _retire(self, indices: range) -> None:
+        """End the durable sessions of workers that will not come back (a clean-session
+        connection replaces a session): the broker would keep queueing their share."""
+        for i in indices:
+            client, url = _paho_client(self.mqtt_url, f"{self.client_id}-w{i}", clean_session=True)
+            try:
+                client.connect(url.host, url.port, keepalive=5)
+                client.loop(0.2)  # the CONNACK
+                client.disconnect()
+            except OSError as exc:
+                log.debug("could not clear MQTT session %s-w%d: %s", self.client_id, i, exc)
+                return
