@@ -1,8 +1,15 @@
 """One market day of a scenario on the embedded default (ARCHITECTURE.md, "One market day").
 
-``run_day`` drives every actor of an :class:`~flexledger.stack.services.EmbeddedStack` through
-its public API and transports, stage by stage, and returns a :class:`DayResult` with the
-figures of the day, the audits' verdicts and each stage's wall time:
+``run_day`` drives every actor of a stack through its public APIs and transports only, stage
+by stage: the market operator's signed session commands over HTTP, the scenario clock, the
+aggregators following the market by themselves (offers on open, plans on final, payouts on
+settled; the driver waits on their ``/sessions/{id}/steps``), the DSO TP acting on the market's
+MQTT session events (the driver waits on its ``GET /requests``), the TSO simulator, and waits on
+public endpoints. One driver serves both stacks (:class:`DayStack`): the embedded
+:class:`~flexledger.stack.services.EmbeddedStack` (one process) and the
+:class:`~flexledger.stack.distributed.DistributedStack` (each actor its own process). It returns
+a :class:`DayResult` with the figures of the day, the audits' verdicts and each stage's wall
+time:
 
 1. history and baselines: the DSO uploads the I-01 history, the BRP commits and uploads its
    I-03 baseline, FR owners declare availability (I-12), aggregators register customers (I-02);
@@ -26,7 +33,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from flexledger.messages import (
     DerStatus,
@@ -39,12 +46,11 @@ from flexledger.messages import (
     Signed,
 )
 from flexledger.time import DAY_S, MTU_S, RT_SESSION_MTUS, SAMPLES_PER_MTU
+from flexledger.transport import SignedHttpClient
 from node.keys import dev_account, load_account
 from node.signing import LocalSigner
 
-from .services import EmbeddedStack
-
-__all__ = ["DayResult", "SessionResult", "StageTimer", "run_day"]
+__all__ = ["DayResult", "DayStack", "SessionResult", "StageTimer", "run_day"]
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +131,50 @@ class DayResult:
         return all(checks)
 
 
+class DayStack(Protocol):
+    """What the day's driver needs of a started stack: where the services listen (``urls``),
+    the chain (``contracts``, ``chain.book_path``, ``book.deploy_block``), the scenario and its
+    world (history, BRP baselines, POD codes), signed HTTP clients, the scenario clock, and
+    the Light Nodes."""
+
+    scenario: Any
+    world: Any
+    day_s: int
+    urls: Any
+    chain: Any
+    book: Any
+    contracts: Any
+    domain: Any
+    concentrator: Any
+
+    def client(
+        self, url: str, key: str | None = None, timeout_s: float = 60.0
+    ) -> SignedHttpClient: ...
+
+    def now_s(self) -> int:
+        """The scenario clock."""
+        ...
+
+    async def advance_to(self, t_s: int) -> None:
+        """Move the scenario clock to ``t_s`` exactly (every actor sees it)."""
+        ...
+
+    async def start_light_nodes(self) -> None: ...
+
+    async def setpoints_applied(self) -> int:
+        """Set-points the world's BMS have applied so far (they came through a Light Node)."""
+        ...
+
+    def day_ahead_assessment(self) -> Any:
+        """The DSO's day-ahead assessment object when it is in this process (the report's
+        heatmap), else None."""
+        ...
+
+
 class _Day:
     """The steps of the day over one stack (see the module docstring)."""
 
-    def __init__(self, stack: EmbeddedStack, progress: Progress | None) -> None:
+    def __init__(self, stack: DayStack, progress: Progress | None) -> None:
         self.s = stack
         self.progress = progress or (lambda stage, done, total: None)
         self.day_s = stack.day_s
@@ -138,24 +184,56 @@ class _Day:
         self.scd_brp = stack.client(stack.urls.scd, "dev:brp")
         self.scd_tso = stack.client(stack.urls.scd, "dev:tso")
         self.market_dso = stack.client(stack.urls.market, "dev:dso")
+        self.dso = stack.client(stack.urls.dso)
+        self.aggregators = {
+            name: stack.client(url) for name, url in sorted(stack.urls.aggregators.items())
+        }
         self._nonce = {"market": 1, "dso-order": 1, "owner": 1}
         from sim import TsoSimulator
 
         self.tso = TsoSimulator(stack.scenario, self.tso_market, self.scd_tso)
         self.result = DayResult(stack.scenario.name, self.day_s, len(stack.world.pod_codes))
 
-    async def dso_record(self, kind: str, start_s: int, timeout_s: float = 180) -> Any:
-        """The DSO TP's record of a session once its requests are posted."""
-        dso = self.s.dso
+    async def dso_requests(self, kind: str, start_s: int, timeout_s: float = 180) -> Any:
+        """The DSO TP's requests of a session (its ``GET /requests``) once they are posted."""
+        from flexledger.messages import Request
+        from flexledger.transport.http import ServiceError
+
         deadline = time.monotonic() + timeout_s
         while True:
-            record = (dso.days if kind == "day_ahead" else dso.realtime).get(start_s)
-            if record is not None and record.assessment is not None:
-                needs = len(record.assessment.needs)
-                if (record.requests or not needs) and len(record.receipts) == len(record.requests):
-                    return record
+            try:
+                body = await self.dso.get("/requests", {"day_s": start_s, "kind": kind})
+            except ServiceError as exc:
+                if exc.status != 404:
+                    raise
+                body = None
+            if body is not None:
+                requests, receipts = body["requests"], body["receipts"]
+                if (requests or not body["needs"]) and len(receipts) == len(requests):
+                    return [Signed[Request].model_validate(r) for r in requests]
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the DSO posted no requests for the {kind} from {start_s}")
+            await asyncio.sleep(0.1)
+
+    async def aggregator_steps(
+        self, session: str, step: str, timeout_s: float = 120
+    ) -> dict[str, Any]:
+        """Aggregator name → detail of ``step`` (offered, planned, paid) once each aggregator
+        following the market has done it for ``session`` (missing: not within the timeout)."""
+        done: dict[str, Any] = {}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for name, client in self.aggregators.items():
+                if name not in done:
+                    steps = await client.get(f"/sessions/{session}/steps")
+                    if step in steps:
+                        done[name] = steps[step] or {}
+            if len(done) == len(self.aggregators):
+                return done
+            if time.monotonic() > deadline:
+                missing = sorted(set(self.aggregators) - set(done))
+                log.warning("session %s: %s not %s", session, missing, step)
+                return done
             await asyncio.sleep(0.1)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -165,17 +243,16 @@ class _Day:
         self._nonce[key] = n + 1
         return n
 
-    async def advance_to(self, t_s: int, step_s: int = 900) -> None:
-        while self.s.clock.now_s() < t_s:
-            await self.s.clock.advance(min(step_s, t_s - self.s.clock.now_s()))
-            await asyncio.sleep(0)
+    async def advance_to(self, t_s: int) -> None:
+        if self.s.now_s() < t_s:
+            await self.s.advance_to(t_s)
 
     async def command(self, session: str, action: SessionAction, **kw: Any) -> Any:
         message = SessionCommand(
             session_id=session,
             action=action,
             nonce=self._next("market"),
-            expiry_s=self.s.clock.now_s() + 3600,
+            expiry_s=self.s.now_s() + 3600,
             **kw,
         )
         path = "/sessions" if action == SessionAction.OPEN else f"/sessions/{session}/commands"
@@ -207,11 +284,9 @@ class _Day:
         from sim import Brp, upload_history
 
         s = self.s
+        # the aggregators register their customers (I-02) themselves when the day-ahead
+        # session opens, from the availability declared here
         await self.availability()
-        self.progress("history", 1, 4)
-        for name, agg in s.aggregators.items():
-            receipt = await agg.register_customers(self.day_s)
-            log.info("%s registered its customers: %s", name, receipt is not None)
         self.progress("history", 2, 4)
         await upload_history(s.world, self.scd_dso)
         self.progress("history", 3, 4)
@@ -223,10 +298,10 @@ class _Day:
     async def availability(self) -> None:
         """Every FR owner declares its resources for the day (I-12) to its aggregator."""
         s = self.s
+        addresses = {a.name: load_account(a.key).address for a in s.scenario.aggregators}
         for pod in s.scenario.pods:
-            if not pod.owner or not pod.resources or pod.aggregator not in s.aggregators:
+            if not pod.owner or not pod.resources or pod.aggregator not in s.urls.aggregators:
                 continue
-            agg = s.aggregators[pod.aggregator]
             owner = load_account(pod.owner)
             resources = [
                 ResourceInfo(
@@ -241,7 +316,7 @@ class _Day:
             ]
             status = DerStatus(
                 fr_owner=owner.address,
-                aggregator=agg.address,
+                aggregator=addresses[pod.aggregator],
                 pod=pod.code,
                 day_s=self.day_s,
                 resources=resources,
@@ -272,13 +347,13 @@ class _Day:
             mtu_count=mtu_count,
         )
         if kind == "day_ahead":
-            for agg in s.aggregators.values():
-                await agg.make_offers(session)
-                res.offers += len(await agg.post_offers(session))
+            # the aggregators hear the session open and offer by themselves
+            offered = await self.aggregator_steps(session, "offered")
+            res.offers = sum(int(d.get("offers", 0)) for d in offered.values())
         # the DSO TP hears the session open on MQTT and posts its requests by itself
-        record = await self.dso_record(kind, start_s)
+        requests = await self.dso_requests(kind, start_s)
         if kind == "day_ahead":
-            self.result.assessment = record.assessment
+            self.result.assessment = s.day_ahead_assessment()
         res.requests = [
             {
                 "requester": "dso",
@@ -288,7 +363,7 @@ class _Day:
                 "volume_w": r.message.volume_w,
                 "eligible": {e.pod: e.factor_ppm for e in r.message.eligible},
             }
-            for r in record.requests
+            for r in requests
         ]
         tso_kind = "day_ahead" if kind == "day_ahead" else "real_time"
         tso_receipts = await self.tso.post_requests(
@@ -308,8 +383,8 @@ class _Day:
         res.awards = [
             {**a.model_dump(mode="json"), "award_hash": a.award_hash} for a in outcome.awards
         ]
-        for agg in s.aggregators.values():
-            await agg.plan(session)
+        # the aggregators plan their FR owners (I-13) by themselves on the final outcome
+        await self.aggregator_steps(session, "planned")
         return res
 
     async def order(self, res: SessionResult) -> None:
@@ -322,7 +397,7 @@ class _Day:
         outcome = await self.outcome(res.session_id)
         dso_awards = [a for a in outcome.awards if a.stage == "dso"]
         signer = LocalSigner(dev_account("dso"), s.domain)
-        before = sum(len(b.setpoints) for b in s.world.bms.values())
+        before = await s.setpoints_applied()
         n = 0
         for run in group_orders(dso_awards):
             order = Order(
@@ -345,11 +420,11 @@ class _Day:
         # set-points travel market -> MQTT -> DSO TP -> MQTT -> Light Node -> BMS
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            got = sum(len(b.setpoints) for b in s.world.bms.values()) - before
+            got = await s.setpoints_applied() - before
             if got >= n:
                 break
             await asyncio.sleep(0.05)
-        got = sum(len(b.setpoints) for b in s.world.bms.values()) - before
+        got = await s.setpoints_applied() - before
         log.info("%s: %d orders, %d set-points reached the BMS", res.session_id, n, got)
 
     # -- 3. the delivery day -------------------------------------------------------------------
@@ -435,10 +510,12 @@ class _Day:
                 self.result.payments_cents[payer] = self.result.payments_cents.get(payer, 0) + int(
                     out["amount_cents"]
                 )
-            for name, agg in s.aggregators.items():
-                paid = await agg.pay_owners(res.session_id)
+            # the aggregators pay their FR owners (I-17) by themselves once it is settled
+            await self.aggregator_steps(res.session_id, "paid")
+            for name, agg in self.aggregators.items():
+                paid = await agg.get("/payouts", {"session": res.session_id})
                 self.result.payouts_cents[name] = self.result.payouts_cents.get(name, 0) + sum(
-                    p.amount_cents for p in paid
+                    int(p["amount_cents"]) for p in paid
                 )
         self.progress("settlement", 1, 1)
 
@@ -582,7 +659,7 @@ def _raw_client(url: str) -> Any:
     return httpx.AsyncClient(base_url=url, timeout=60)
 
 
-async def run_day(stack: EmbeddedStack, progress: Progress | None = None) -> DayResult:
+async def run_day(stack: DayStack, progress: Progress | None = None) -> DayResult:
     """Run the whole market day on a started stack (see the module docstring)."""
     day = _Day(stack, progress)
     t = day.result.timings

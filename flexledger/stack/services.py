@@ -194,6 +194,24 @@ class EmbeddedStack:
         log.info("%s on http://127.0.0.1:%d", name, port)
         return f"http://127.0.0.1:{port}"
 
+    # -- what the day's driver needs (flexledger.stack.day.DayStack) --------------------------
+
+    def now_s(self) -> int:
+        return self.clock.now_s()
+
+    async def advance_to(self, t_s: int, step_s: int = 900) -> None:
+        """Drive the shared clock to ``t_s``, one step at a time, letting the actors run."""
+        while self.clock.now_s() < t_s:
+            await self.clock.advance(min(step_s, t_s - self.clock.now_s()))
+            await asyncio.sleep(0)
+
+    async def setpoints_applied(self) -> int:
+        return sum(len(b.setpoints) for b in self.world.bms.values())
+
+    def day_ahead_assessment(self) -> Any:
+        record = self.dso.days.get(self.day_s) if self.dso is not None else None
+        return record.assessment if record is not None else None
+
     def client(self, url: str, key: str | None = None, timeout_s: float = 60.0) -> SignedHttpClient:
         signer = LocalSigner(load_account(key), self.domain) if key else None
         c = SignedHttpClient(url, signer, timeout_s=timeout_s)
@@ -291,7 +309,11 @@ class EmbeddedStack:
                 aggregator_name=agg.name,
                 market_url=self.urls.market,
                 scd_url=self.urls.scd,
-                aggregator_follow=False,
+                # the day's driver reaches the aggregators only through the market's session
+                # events: they offer, plan and pay by themselves
+                aggregator_follow=True,
+                mqtt_url=self.urls.mqtt,
+                topic_root=self.topics.root,
             )
             portfolio = Portfolio.from_scenario(self.scenario, agg.name)
             service = build_service(
