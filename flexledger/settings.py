@@ -66,6 +66,12 @@ class LightNodeSettings(_Flex):
     buffer_path: Path | None = Field(
         default=None, description="SQLite file of the Light Node's durable sample buffer."
     )
+    buffer_sync: Literal["FULL", "NORMAL"] = Field(
+        default="FULL",
+        description="SQLite synchronous mode of the buffer: FULL (a commit is on disk before "
+        "its samples are published; survives a power cut) or NORMAL (survives a crash of the "
+        "agent, not of the machine; for simulated gateways sharing one disk, as in the demo).",
+    )
     health_interval_s: float = Field(default=60.0, description="Seconds between health lines.")
     anchor: Literal["direct", "concentrator"] = Field(
         default="direct",

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Sequence
@@ -43,13 +44,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from eth_account.signers.local import LocalAccount
+from pydantic import ValidationError
 
 from flexledger.messages.common import Signed, b32, h32, id32
 from flexledger.messages.leaves import keccak256 as keccak
-from flexledger.messages.leaves import sample_leaf, setpoint_leaf
+from flexledger.messages.leaves import sample_leaf, setpoint_leaf, window_leaf
 from flexledger.messages.market import SetPoint
 from flexledger.messages.measurement import (
-    BatchManifest,
     CertificationStatus,
     MeasurementBatch,
     MeterReading,
@@ -69,10 +70,11 @@ from lightnode.anchoring import AnchorConflictError, Backoff, NotAuthorizedError
 from lightnode.buffer import NewBatch, SampleBuffer, SampleRow, WindowRow, WindowStatus
 from lightnode.health import LightNodeHealth
 from lightnode.setpoints import SetPointGate, SetPointRejected
-from lightnode.trees import batch_tree, setpoints_hash, window_tree
+from lightnode.trees import setpoints_hash, window_tree
 from node.contract_errors import ContractError
 from node.contracts import FlexContracts
 from node.eip712 import Domain
+from node.merkle import MerkleTree
 from node.signing import LocalSigner
 
 __all__ = ["LightNode", "WindowStatusReport", "parse_window_statuses"]
@@ -139,7 +141,13 @@ class LightNode:
         if isinstance(buffer, SampleBuffer):
             self.buffer = buffer
         else:
-            self.buffer = SampleBuffer(buffer, pod=pod, device=self.address, window_s=self.window_s)
+            self.buffer = SampleBuffer(
+                buffer,
+                pod=pod,
+                device=self.address,
+                window_s=self.window_s,
+                synchronous=self.settings.buffer_sync,
+            )
         if self.buffer.pod != pod or self.buffer.window_s != self.window_s:
             raise ValueError("the buffer belongs to another POD or window length")
         self._scd = scd
@@ -189,9 +197,7 @@ class LightNode:
         )
         if self.mode == "concentrator":
             self._subs.append(
-                await self.mqtt.subscribe(
-                    t.all_concentrator_batches(), BatchManifest, self._on_batch
-                )
+                await self.mqtt.subscribe_raw(t.all_concentrator_batches(), self._on_batch_payload)
             )
         self._subscribed = True
 
@@ -734,29 +740,55 @@ class LightNode:
         else:
             log.info("window %d of %s: SCD says %s", ws, self.pod, verdict.status)
 
-    async def _on_batch(self, _topic: str, batch: BatchManifest) -> None:
+    async def _on_batch_payload(self, _topic: str, payload: bytes) -> None:
+        """A concentrator's batch manifest, read only as far as this node needs it.
+
+        Every Light Node hears every batch, each with the signed window roots of many PODs:
+        decoding all of them as messages cost a node more than its own signing. It hashes
+        each entry's window leaf to check the batch root and decodes only its own entries."""
+        if self.pod.encode() not in payload:
+            return
         await self._ready.wait()
-        mine = [w for w in batch.windows if w.message.pod == self.pod and w.signer == self.address]
+        try:
+            raw = json.loads(payload)
+            entries = raw["windows"]
+            leaves = [
+                window_leaf(
+                    id32(m["pod"]),
+                    int(m["window_start_s"]),
+                    b32(m["root"]),
+                    int(m["sample_count"]),
+                    b32(m["setpoints_hash"]),
+                )
+                for m in (e["message"] for e in entries)
+            ]
+            root, batch_id = str(raw["root"]).lower(), int(raw["batch_id"])
+            tx_hash, concentrator = raw.get("tx_hash"), raw.get("concentrator_id")
+            mine = [
+                Signed[WindowManifest].model_validate(e)
+                for e in entries
+                if e["message"]["pod"] == self.pod
+            ]
+        except (ValueError, KeyError, TypeError, ValidationError) as exc:
+            log.warning("%s: a malformed batch manifest: %s", self.pod, exc)
+            return
+        mine = [w for w in mine if w.signer == self.address]
         if not mine:
             return
-        if "0x" + batch_tree([w.message for w in batch.windows]).root.hex() != batch.root:
-            log.warning(
-                "batch %d of %s does not hash to its root", batch.batch_id, batch.concentrator
-            )
+        if "0x" + MerkleTree(leaves).root.hex() != root:
+            log.warning("batch %d of %s does not hash to its root", batch_id, concentrator)
             return
         for w in mine:
             row = self.buffer.window(w.message.window_start_s)
             if row is not None and row.status == "closed" and row.root == b32(w.message.root):
-                self.buffer.mark_anchored(
-                    row.window_start, tx_hash=batch.tx_hash, batch_id=batch.batch_id
-                )
+                self.buffer.mark_anchored(row.window_start, tx_hash=tx_hash, batch_id=batch_id)
                 self._health.windows_anchored += 1
                 log.info(
                     "window %d of %s anchored by concentrator %s in batch %d",
                     row.window_start,
                     self.pod,
-                    batch.concentrator_id,
-                    batch.batch_id,
+                    concentrator,
+                    batch_id,
                 )
 
     # -- maintenance -----------------------------------------------------------------------

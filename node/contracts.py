@@ -314,8 +314,15 @@ class FlexRolesClient(ContractClient):
     artifact_name = "FlexRoles"
 
     def domain(self) -> Domain:
-        """The flexledger EIP-712 domain on this chain (verifyingContract = FlexRoles)."""
-        return Domain(chain_id=self.w3.eth.chain_id, verifying_contract=self.address)
+        """The flexledger EIP-712 domain on this chain (verifyingContract = FlexRoles).
+
+        Read once per client: a chain's id does not change, and verifiers ask for the domain
+        per message."""
+        cached: Domain | None = getattr(self, "_domain", None)
+        if cached is None:
+            cached = Domain(chain_id=self.w3.eth.chain_id, verifying_contract=self.address)
+            self._domain = cached
+        return cached
 
     def has_role(self, role: str | bytes, account: str) -> bool:
         return bool(self._call("hasRole", role_id(role), to_checksum_address(account)))

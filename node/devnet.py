@@ -85,7 +85,7 @@ class Devnet:
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
         self.anvil = anvil or find_anvil()
-        self._proc: subprocess.Popen[str] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._rpc_url: str | None = None
         self._output: list[str] = []
         self._reader: threading.Thread | None = None
@@ -122,8 +122,6 @@ class Devnet:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            text=True,
-            bufsize=1,
         )
         self._proc = proc
         try:
@@ -135,22 +133,29 @@ class Devnet:
         log.info("anvil listening on %s (pid %d)", self._rpc_url, proc.pid)
         return self
 
-    def _wait_listening(self, proc: subprocess.Popen[str]) -> str:
+    def _wait_listening(self, proc: subprocess.Popen[bytes]) -> str:
         assert proc.stdout is not None
         found: list[str] = []
         ready = threading.Event()
 
-        def read(stream: IO[str]) -> None:
+        def read(stream: IO[bytes]) -> None:
             # Keep draining anvil's output for its whole life so that it never blocks on a
-            # full pipe; the last lines are kept for error messages.
-            for line in stream:
+            # full pipe; the last lines are kept for error messages. Line by line until it
+            # listens, then in chunks: anvil logs every RPC call, and a line loop here would
+            # take the GIL from the process's real work thousands of times a second.
+            for raw in iter(stream.readline, b""):
+                line = raw.decode("utf-8", "replace")
                 self._output.append(line.rstrip())
                 del self._output[:-50]
-                if not found:
-                    match = _LISTENING.search(line)
-                    if match:
-                        found.append(f"http://{match.group(1)}:{match.group(2)}")
-                        ready.set()
+                match = _LISTENING.search(line)
+                if match:
+                    found.append(f"http://{match.group(1)}:{match.group(2)}")
+                    ready.set()
+                    break
+            tail = b""
+            while chunk := stream.read1(1 << 16):  # type: ignore[attr-defined]
+                tail = (tail + chunk)[-4096:]
+                self._output[:] = tail.decode("utf-8", "replace").splitlines()[-50:]
             ready.set()
 
         self._reader = threading.Thread(target=read, args=(proc.stdout,), daemon=True)

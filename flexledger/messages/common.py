@@ -7,6 +7,7 @@ travels in a ``Signed`` envelope with its signer and signature.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -33,6 +34,7 @@ _HASH_RE = re.compile(r"^0x[0-9a-f]{64}$")
 _SIG_RE = re.compile(r"^0x[0-9a-f]{130}$")
 
 
+@functools.lru_cache(maxsize=65_536)
 def id32(text: str) -> bytes:
     """The 32-byte on-chain identifier of a POD code, session id or other name: keccak256(utf8)."""
     if not text:
@@ -41,7 +43,16 @@ def id32(text: str) -> bytes:
 
 
 def _address(value: str) -> str:
-    if not isinstance(value, str) or not is_hex_address(value):
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a 20-byte hex address")
+    return _checksum(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _checksum(value: str) -> str:
+    # every signed message names its parties: a few thousand distinct addresses, checked and
+    # checksummed (a keccak each) a million times a simulated day without this cache
+    if not is_hex_address(value):
         raise ValueError(f"{value!r} is not a 20-byte hex address")
     return to_checksum_address(value)
 

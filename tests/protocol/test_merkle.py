@@ -64,3 +64,48 @@ def test_sample_encoding_is_abi_encode(
     assert sample_data(pod, t, p_w, q_var, v_mv, seq) == encode(
         types, [1, pod, t, p_w, q_var, v_mv, seq]
     )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 96),
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(0, 225),
+            st.booleans(),
+            st.sampled_from(["history", "lightnode"]),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_history_values_hash_is_keccak_of_abi_encode(
+    rows: list[tuple[int, int, int, bool, str]],
+) -> None:
+    from flexledger.messages import MeasureHistory, QuarterlyMeasure, id32
+    from flexledger.messages.leaves import keccak256
+
+    day = 1_796_256_000
+    values = [
+        QuarterlyMeasure(
+            pod="IT001E00000001",
+            mtu_start_s=day - 900 * k,
+            e_wh=e,
+            sample_count=n,
+            certified=c,
+            source=src,
+        )
+        for k, e, n, c, src in rows
+    ]
+    msg = MeasureHistory(uploader="0x" + "11" * 20, values=values, nonce=1)
+    types = ["bytes32", "uint64", "int64", "uint32", "bool", "bytes32"]
+    want = keccak256(
+        b"".join(
+            encode(
+                types,
+                [id32(v.pod), v.mtu_start_s, v.e_wh, v.sample_count, v.certified, id32(v.source)],
+            )
+            for v in values
+        )
+    )
+    assert msg.values_hash() == want
