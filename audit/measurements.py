@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from eth_utils import keccak, to_checksum_address
 
 from flexledger.messages import (
+    BatchManifest,
     MeasurementBatch,
     Sample,
     Signed,
@@ -37,11 +38,11 @@ from flexledger.messages import (
     h32,
     id32,
 )
-from flexledger.messages.leaves import window_leaf
+from flexledger.messages.leaves import sample_leaf, window_leaf
 from node.contracts import FlexContracts
 from node.eip712 import SignatureError
 from node.events import EventReader
-from node.merkle import MerkleTree, verify_proof
+from node.merkle import MerkleTree
 from node.signing import verify_envelope
 
 __all__ = [
@@ -161,6 +162,41 @@ def fetch_samples(
     return samples, batches
 
 
+COLUMNS_PAGE = 100_000
+_FIELDS = ("t_s", "p_w", "q_var", "v_mv", "seq", "batch_id")
+
+
+def fetch_sample_rows(
+    scd: ScdReader, pod: str, params: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, Any]]]:
+    """A POD's samples through the SCD's bulk read (``GET /samples/columns``), as the rows of
+    :func:`fetch_samples`, and the device-signed messages they came in by id."""
+    rows: list[dict[str, Any]] = []
+    batches: dict[int, dict[str, Any]] = {}
+    after: int | None = None
+    while True:
+        page = scd.get(
+            "/samples/columns",
+            {"pod": pod, **params, "limit": COLUMNS_PAGE, **({"after": after} if after else {})},
+        )
+        cols = [page[f] for f in _FIELDS]
+        rows.extend(dict(zip(_FIELDS, r, strict=True)) for r in zip(*cols, strict=True))
+        b = page["batches"]
+        for bid, first, count, signer, sig in zip(
+            b["id"], b["first_seq"], b["count"], b["signer"], b["signature"], strict=True
+        ):
+            batches[bid] = {
+                "id": bid,
+                "first_seq": first,
+                "count": count,
+                "signer": signer,
+                "signature": sig,
+            }
+        after = page.get("next_after")
+        if after is None:
+            return rows, batches
+
+
 def fetch_windows(scd: ScdReader, params: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     after: str | None = None
@@ -184,16 +220,25 @@ class _Verifier:
         scd: ScdReader,
         contracts: FlexContracts,
         pod: str,
-        by_seq: dict[int, Sample],
+        served: list[dict[str, Any]],
         batches: dict[int, dict[str, Any]],
+        device: str | None,
     ) -> None:
         self.scd = scd
+        self.contracts = contracts
         self.pod = pod
-        self.by_seq = by_seq
+        self.served = served
+        self._by_seq: dict[int, Sample] | None = None
         self.batches = batches
-        self.domain = contracts.roles.domain()
-        self.device = contracts.anchor.device_of(id32(pod))
+        self.device = device
         self._ok: dict[int, bool | None] = {}
+
+    @property
+    def by_seq(self) -> dict[int, Sample]:
+        """The served samples as messages, built only when a mismatch needs explaining."""
+        if self._by_seq is None:
+            self._by_seq = {d["seq"]: _sample(d) for d in self.served}
+        return self._by_seq
 
     def batch_ok(self, batch_id: int) -> bool | None:
         """True/False for a message that verifies or not; None when some of its samples are
@@ -222,7 +267,7 @@ class _Verifier:
                         signer=b["signer"],
                         signature=b["signature"],
                     )
-                    signer = verify_envelope(env, self.domain)
+                    signer = verify_envelope(env, self.contracts.roles.domain())
                     result = self.device is None or signer == self.device
                 except (SignatureError, ValueError):
                     result = False
@@ -230,38 +275,75 @@ class _Verifier:
         return result
 
 
+class _Batches:
+    """Concentrator batches as the auditor checks them: each batch's manifest fetched once
+    from the SCD (``GET /batches/{concentrator}/{id}``), its tree rebuilt from the window
+    roots it lists and compared with the root on chain; then a window belongs to the batch
+    when its leaf is one of those the auditor hashed itself."""
+
+    def __init__(
+        self, contracts: FlexContracts, scd: ScdReader, batch_roots: dict[tuple[str, int], bytes]
+    ) -> None:
+        self.contracts = contracts
+        self.scd = scd
+        self.batch_roots = batch_roots
+        self.domain = contracts.roles.domain()
+        self._leaves: dict[tuple[str, int], set[bytes] | str] = {}
+
+    def leaves(self, key: tuple[str, int]) -> set[bytes] | str:
+        """The window leaves of a batch whose rebuilt root is the one on chain, or why not."""
+        if key not in self._leaves:
+            self._leaves[key] = self._check(key)
+        return self._leaves[key]
+
+    def _check(self, key: tuple[str, int]) -> set[bytes] | str:
+        root = self.batch_roots.get(key) or self.contracts.anchor.batch_root(*key)
+        if root is None:
+            return f"batch {key[1]} of {key[0]} is not on chain"
+        try:
+            body = self.scd.get(f"/batches/{key[0]}/{key[1]}")
+            manifest = BatchManifest.model_validate(body.get("manifest"))
+        except Exception as exc:  # the SCD's answer is not trusted: any failure is a finding
+            return f"batch {key[1]} of {key[0]}: no usable manifest from the SCD ({exc})"
+        leaves = [
+            window_leaf(
+                id32(e.message.pod),
+                e.message.window_start_s,
+                b32(e.message.root),
+                e.message.sample_count,
+                b32(e.message.setpoints_hash),
+            )
+            for e in manifest.windows
+        ]
+        if MerkleTree(leaves).root != root:
+            return f"batch {key[1]} of {key[0]}: its windows do not hash to the root on chain"
+        return set(leaves)
+
+
 def _window_of_batch(
-    contracts: FlexContracts,
-    scd: ScdReader,
-    w: dict[str, Any],
-    batch_roots: dict[tuple[str, int], bytes],
-    has_samples: bool,
+    w: dict[str, Any], batches: _Batches, device: str | None
 ) -> tuple[Anchor | None, str]:
     """A concentrator window the SCD reports, checked by the auditor: signed by the POD's
-    device, and its leaf proven against the batch root on chain."""
+    device, and its leaf one of the batch's whose root is on chain."""
     manifest = w.get("manifest")
     if manifest is None:
         return None, "concentrator window without its signed manifest"
     env = Signed[WindowManifest].model_validate(manifest)
     m = env.message
     try:
-        signer = verify_envelope(env, contracts.roles.domain())
+        signer = verify_envelope(env, batches.domain)
     except SignatureError as exc:
         return None, f"window manifest: {exc}"
-    if signer != contracts.anchor.device_of(id32(m.pod)):
+    if signer != device:
         return None, "window manifest not signed by the POD's device"
     key = (to_checksum_address(w["concentrator"]), int(w["batch_id"]))
-    root = batch_roots.get(key) or contracts.anchor.batch_root(*key)
-    if root is None:
-        return None, f"batch {key[1]} of {key[0]} is not on chain"
-    if not has_samples:
-        return None, "no sample to prove the window's place in its batch"
-    proof = scd.get("/proof", {"pod": m.pod, "t_s": w["_first_t"]})
-    batch = proof.get("batch") or {}
+    leaves = batches.leaves(key)
+    if isinstance(leaves, str):
+        return None, leaves
     leaf = window_leaf(
         id32(m.pod), m.window_start_s, b32(m.root), m.sample_count, b32(m.setpoints_hash)
     )
-    if not verify_proof(root, leaf, [b32(h) for h in batch.get("window_proof", [])]):
+    if leaf not in leaves:
         return None, "the window is not in the batch root on chain"
     return Anchor(b32(m.root), m.sample_count, b32(m.setpoints_hash), w["anchor_tx"] or "", key), ""
 
@@ -305,11 +387,13 @@ def audit_measurements(
             {w["pod"] for w in scd_windows} | {p["pod"] for p in scd.get("/pods", {"limit": PAGE})}
         )
     )
+    batches = _Batches(contracts, scd, batch_roots)
+    by_pod: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for w in scd_windows:
+        by_pod[w["pod"]].append(w)
     reports: list[WindowReport] = []
     for pod in pod_list:
-        reports.extend(
-            _audit_pod(scd, contracts, pod, window_s, direct, batch_roots, scd_windows, rng)
-        )
+        reports.extend(_audit_pod(scd, contracts, pod, window_s, direct, batches, by_pod[pod], rng))
     reports.sort(key=lambda r: (r.pod, r.window_start_s))
     return MeasurementAudit(reports)
 
@@ -320,12 +404,13 @@ def _audit_pod(
     pod: str,
     window_s: int,
     direct: dict[tuple[bytes, int], Anchor],
-    batch_roots: dict[tuple[str, int], bytes],
+    batches: _Batches,
     scd_windows: list[dict[str, Any]],
     rng: dict[str, Any],
 ) -> list[WindowReport]:
     pod32 = id32(pod)
-    served, batches = fetch_samples(scd, pod, rng)
+    device = contracts.anchor.device_of(pod32)
+    served, signed = fetch_sample_rows(scd, pod, rng)
     groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for d in served:
         groups[d["t_s"] - d["t_s"] % window_s].append(d)
@@ -336,9 +421,8 @@ def _audit_pod(
         for (p, ws) in direct
         if p == pod32 and (lo is None or ws >= lo) and (hi is None or ws < hi)
     }
-    meta = {w["window_start_s"]: w for w in scd_windows if w["pod"] == pod}
-    by_seq = {d["seq"]: _sample(d) for d in served}
-    verifier = _Verifier(scd, contracts, pod, by_seq, batches)
+    meta = {w["window_start_s"]: w for w in scd_windows}
+    verifier = _Verifier(scd, contracts, pod, served, signed, device)
     out: list[WindowReport] = []
     for ws in sorted(starts):
         rows = sorted(groups.get(ws, []), key=lambda d: d["seq"])
@@ -347,9 +431,7 @@ def _audit_pod(
         anchor = direct.get((pod32, ws))
         note = ""
         if anchor is None and w is not None and w.get("anchor") == "concentrator":
-            if rows:
-                w = {**w, "_first_t": rows[0]["t_s"]}
-            anchor, note = _window_of_batch(contracts, scd, w, batch_roots, bool(rows))
+            anchor, note = _window_of_batch(w, batches, device)
         if anchor is None:
             report.note = note
             out.append(report)
@@ -357,7 +439,9 @@ def _audit_pod(
         report.anchored_count = anchor.sample_count
         report.root_chain = h32(anchor.root)
         sp, sp_note = _setpoint_leaves(w, anchor)
-        leaves = [_sample(d).leaf(pod32) for d in rows] + (sp or [])
+        leaves = [
+            sample_leaf(pod32, d["t_s"], d["p_w"], d["q_var"], d["v_mv"], d["seq"]) for d in rows
+        ] + (sp or [])
         computed = MerkleTree(leaves).root if leaves else None
         report.root_computed = h32(computed) if computed else None
         if computed == anchor.root and sp is not None:

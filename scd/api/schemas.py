@@ -4,7 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flexledger.messages import Signed, WindowManifest
+from flexledger.messages import BatchManifest, Signed, WindowManifest
 
 __all__ = [
     "AvailabilityPublic",
@@ -108,6 +108,21 @@ class SamplesPage(BaseModel):
     samples: list[SamplePublic]
     batches: list[SampleBatchPublic]
     next_after: int | None = Field(description="pass as ?after= for the next page; null: last")
+
+
+class BatchPublic(BaseModel):
+    """A concentrator's batch as the SCD received it (``manifest`` only for one batch)."""
+
+    concentrator: str
+    batch_id: int
+    root: str | None
+    window_count: int | None
+    sample_count: int | None
+    anchor_tx: str | None
+    anchor_block: int | None
+    status: str
+    error: str | None
+    manifest: BatchManifest | None = None
 
 
 class WindowPublic(BaseModel):

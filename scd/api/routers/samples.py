@@ -1,12 +1,13 @@
 """I-04 samples, windows with their certification, and a sample's Merkle proof."""
 
-from typing import Literal
+import json
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from flexledger.transport.api import ERROR_RESPONSES
 from scd.api.deps import After, Chain, Db, Limit
-from scd.api.schemas import IngestStatsPublic, ProofPublic, SamplesPage, WindowPublic
+from scd.api.schemas import BatchPublic, IngestStatsPublic, ProofPublic, SamplesPage, WindowPublic
 from scd.services import samples
 
 router = APIRouter(tags=["measurements"], responses=ERROR_RESPONSES)
@@ -34,6 +35,45 @@ def get_samples(
         limit=limit,
         after=after,
     )
+
+
+_COLUMNS_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`{pod, t_s, p_w, q_var, v_mv, seq, batch_id, batches, next_after}`: "
+        "one array per field in sequence order; `batches` has the arrays `id`, `first_seq`, "
+        "`count`, `signer`, `signature` of the device-signed messages",
+        "content": {"application/json": {}},
+    }
+}
+
+
+@router.get("/samples/columns", response_class=Response, responses=_COLUMNS_DOC)
+def get_sample_columns(
+    db: Db,
+    pod: str,
+    from_s: int | None = None,
+    to_s: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=200_000, description="page size")] = 100_000,
+    after: int | None = None,
+) -> Response:
+    """A POD's samples as columns (the auditor's bulk read of a day: 21,600 per POD)."""
+    body = samples.sample_columns(db, pod=pod, from_s=from_s, to_s=to_s, limit=limit, after=after)
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+@router.get("/batches", response_model=list[BatchPublic])
+def get_batches(
+    db: Db, concentrator: str | None = None, limit: Limit = 10_000, after: After = None
+) -> list[dict[str, object]]:
+    """Concentrator batches (root, windows, anchor tx); ``after`` is ``CONCENTRATOR@ID``."""
+    return samples.list_batches(db, concentrator=concentrator, limit=limit, after=after)
+
+
+@router.get("/batches/{concentrator}/{batch_id}", response_model=BatchPublic)
+def get_batch(db: Db, concentrator: str, batch_id: int) -> dict[str, object]:
+    """One concentrator batch with its manifest: the device-signed window roots in the order
+    of the batch tree, from which anyone rebuilds the root anchored on chain."""
+    return samples.batch_manifest(db, concentrator=concentrator, batch_id=batch_id)
 
 
 @router.get("/windows", response_model=list[WindowPublic])
