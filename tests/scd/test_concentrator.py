@@ -14,6 +14,7 @@ from sqlalchemy import select
 from flexledger.messages import BatchManifest, b32, id32
 from flexledger.messages.leaves import window_leaf
 from flexledger.transport import MqttClient, Topics
+from lightnode.trees import manifest_window_leaf
 from node.contracts import Window
 from node.merkle import MerkleTree
 from scd.api import create_app
@@ -102,6 +103,21 @@ async def test_batch_certifies_its_windows_and_proves_a_sample(
 
         with TestClient(create_app(service=service, run_service=False)) as api:
             proof = api.get("/proof", params={"pod": PODS[1], "t_s": window + 8}).json()
+            # the bulk reads: a batch's manifest rebuilds the root on chain; columns are the
+            # paged samples, field by field
+            listed = api.get("/batches", params={"concentrator": chain.concentrator.address})
+            assert [b["batch_id"] for b in listed.json()] == [b1, b2]
+            one = api.get(f"/batches/{chain.concentrator.address}/{b1}").json()
+            entries = BatchManifest.model_validate(one["manifest"]).windows
+            rebuilt = MerkleTree([manifest_window_leaf(e.message) for e in entries]).root
+            assert rebuilt == chain.c.anchor.batch_root(chain.concentrator.address, b1)
+            assert api.get(f"/batches/{chain.concentrator.address}/999999").status_code == 404
+            paged = api.get("/samples", params={"pod": PODS[1]}).json()
+            cols = api.get("/samples/columns", params={"pod": PODS[1], "limit": 5}).json()
+            assert cols["seq"] == [s["seq"] for s in paged["samples"]][:5]
+            assert cols["p_w"] == [s["p_w"] for s in paged["samples"]][:5]
+            assert cols["next_after"] == cols["seq"][-1]
+            assert set(cols["batches"]["id"]) == {s["batch_id"] for s in paged["samples"][:5]}
         assert proof["status"] == "certified" and proof["batch"]["batch_id"] == b1
         w = proof["batch"]["window"]
         ok = await asyncio.to_thread(
