@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from eth_utils import keccak, to_checksum_address
 
 from audit.baselines import high_x_of_y, measures_by_mtu, meter_before_after, parse_method
-from audit.measurements import audit_measurements
+from audit.measurements import audit_measurements, fetch_sample_rows
 from flexledger.messages import (
     BrpBaseline,
     MarketOutcome,
@@ -306,32 +306,26 @@ def audit_settlement(
     }
     all_activated_mtus = _activated_mtus(market)
     evidence: dict[tuple[str, int], _Expected] = {}
-    for pod in sorted({p for p, _ in keys}):
+    pods = sorted({p for p, _ in keys})
+    window_s = contracts.anchor.window_seconds()
+    # one measurement audit over every activated POD and MTU (one read of the chain's anchors
+    # and of each concentrator batch), then each POD's windows from it
+    first_t, last_t = min(t for _, t in keys), max(t for _, t in keys) + MTU
+    audited: dict[str, dict[int, Any]] = {pod: {} for pod in pods}
+    for w in audit_measurements(
+        scd,
+        contracts,
+        pods=pods,
+        from_s=first_t - first_t % window_s,
+        to_s=last_t,
+        from_block=from_block,
+    ).windows:
+        audited[w.pod][w.window_start_s] = w
+    for pod in pods:
         mtus = [t for p, t in keys if p == pod]
         lo, hi = min(mtus), max(mtus) + MTU
-        window_s = contracts.anchor.window_seconds()
-        windows = {
-            w.window_start_s: w
-            for w in audit_measurements(
-                scd,
-                contracts,
-                pods=[pod],
-                from_s=lo - lo % window_s,
-                to_s=hi,
-                from_block=from_block,
-            ).windows
-        }
-        samples: list[dict[str, Any]] = []
-        after: int | None = None
-        while True:
-            params: dict[str, Any] = {"pod": pod, "from_s": lo, "to_s": hi, "limit": 10_000}
-            if after is not None:
-                params["after"] = after
-            page = scd.get("/samples", params)
-            samples.extend(page["samples"])
-            after = page.get("next_after")
-            if after is None:
-                break
+        windows = audited[pod]
+        samples, _ = fetch_sample_rows(scd, pod, {"from_s": lo, "to_s": hi})
         history: dict[int, int] = {}
         if kind != "brp":
             first = lo - lo % 86_400 - (45 if kind == "high" else 1) * 86_400
