@@ -4,11 +4,14 @@ it assessed (I-10), what it did itself (I-11) and what it asked the market for (
 All reads. ``GET /assessments/{day_s}`` (summary, needs, remedy blocks, forecast score),
 ``GET /violations?day_s=&after_remedies=`` (the I-10 alert), ``GET /remedies/{day_s}`` (the I-11
 configurations with their MTUs), ``GET /requests?day_s=&kind=`` (the signed I-06 requests and
-their receipts), ``GET /state`` (the latest state estimate), ``GET /health``.
+their receipts), ``GET /voltages/{day_s}?kind=&basis=`` (bus voltages per MTU before and after
+the own remedies, forecast or measured), ``GET /setpoints`` (the signed I-09 set-points issued),
+``GET /state`` (the latest state estimate), ``GET /health``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -16,10 +19,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, Query, Request
 from pydantic import BaseModel, Field
 
+from dso.measured import measured_voltages
 from dso.platform import DayRecord, DsoPlatform
-from flexledger.messages import GridConfiguration, Receipt, Signed, ViolationAlert
+from flexledger.messages import GridConfiguration, Receipt, SetPoint, Signed, ViolationAlert
 from flexledger.messages import Request as FlexRequest
-from flexledger.time import day_start_s
+from flexledger.time import DAY_S, day_start_s
 from flexledger.transport import MqttClient, Topics, unique_client_id
 from flexledger.transport.api import ERROR_RESPONSES, ApiError, install_error_handlers
 
@@ -70,6 +74,20 @@ class RequestsPublic(BaseModel):
     )
     requests: list[Signed[FlexRequest]]
     receipts: list[Receipt] = Field(default_factory=list)
+
+
+class VoltagesPublic(BaseModel):
+    """Bus voltages (p.u.) per MTU of an assessment: rows are MTUs, columns buses."""
+
+    day_s: int
+    horizon: str
+    mtu_start_s: list[int]
+    bus_index: list[int]
+    vm_min_pu: float
+    vm_max_pu: float
+    vm_before_pu: list[list[float | None]] = Field(description="before the own remedies")
+    vm_after_pu: list[list[float | None]] = Field(description="after the own remedies")
+    measured_mtus: list[int] = Field(default_factory=list, description="basis=measured only")
 
 
 class StatePublic(BaseModel):
@@ -189,6 +207,77 @@ def get_requests(
     )
 
 
+def _rows(vm: Any) -> list[list[float | None]]:
+    return [[None if v != v else round(float(v), 5) for v in row] for row in vm]
+
+
+@router.get("/voltages/{day_s}", tags=["assessments"])
+async def get_voltages(
+    request: Request,
+    day_s: int,
+    kind: Annotated[
+        Literal["day_ahead", "real_time"],
+        Query(description="day_ahead: the day of day_s; real_time: the window starting at it."),
+    ] = "day_ahead",
+    basis: Annotated[
+        Literal["forecast", "measured"],
+        Query(description="forecast: the assessment's; measured: the SCD's I-01 of the day"),
+    ] = "forecast",
+) -> VoltagesPublic:
+    """The assessment's bus voltages per MTU, before and after the own remedies (the day,
+    or with ``kind=real_time`` a real-time window by its first MTU). ``basis=measured``: the
+    day's power flows on the measured POD energies (activations included; the forecast where
+    none yet), without and with the own remedies applied day ahead; ``measured_mtus`` lists
+    the MTUs fully measured."""
+    platform = _platform(request)
+    found = (
+        platform.days.get(day_start_s(day_s))
+        if kind == "day_ahead"
+        else platform.realtime.get(day_s)
+    )
+    if found is None or found.assessment is None:
+        raise ApiError(404, "not_found", f"no {kind} assessment of {day_s}")
+    record, a = found, found.assessment
+    if basis == "measured":
+        if record.forecast is None or platform.scd is None or a.horizon != "day_ahead":
+            raise ApiError(404, "not_found", f"no measured basis for {day_s}")
+        history = await platform.fetch_history(a.day_s + DAY_S, days=1)
+        m = await asyncio.to_thread(
+            measured_voltages, platform.grid, record.forecast, a.remedies, history, a.day_s
+        )
+        return VoltagesPublic(
+            day_s=a.day_s,
+            horizon="measured",
+            mtu_start_s=[int(t) for t in m.mtu_start_s],
+            bus_index=[int(b) for b in m.bus_index],
+            vm_min_pu=float(a.limits["vm_min_pu"]),
+            vm_max_pu=float(a.limits["vm_max_pu"]),
+            vm_before_pu=_rows(m.vm_before_pu),
+            vm_after_pu=_rows(m.vm_after_pu),
+            measured_mtus=[int(t) for t, ok in zip(m.mtu_start_s, m.measured, strict=True) if ok],
+        )
+    return VoltagesPublic(
+        day_s=a.day_s,
+        horizon=a.horizon,
+        mtu_start_s=[int(t) for t in a.mtu_start_s],
+        bus_index=[int(b) for b in a.bus_index],
+        vm_min_pu=float(a.limits["vm_min_pu"]),
+        vm_max_pu=float(a.limits["vm_max_pu"]),
+        vm_before_pu=_rows(a.vm_before_pu),
+        vm_after_pu=_rows(a.vm_after_pu),
+    )
+
+
+@router.get("/setpoints", tags=["dispatch"])
+def get_setpoints(
+    request: Request, pod: Annotated[str | None, Query(max_length=64)] = None
+) -> list[Signed[SetPoint]]:
+    """The signed set-points (I-09) the DSO TP issued to the Light Nodes, by MTU and POD."""
+    issued = _platform(request).dispatcher.issued.values()
+    out = [s for s in issued if pod is None or s.message.pod == pod]
+    return sorted(out, key=lambda s: (s.message.mtu_start_s, s.message.pod, s.message.seq))
+
+
 @router.get("/state", tags=["state"])
 def get_state(request: Request) -> StatePublic:
     """The latest real-time state estimate (I-18 sensors and pseudo-measurements)."""
@@ -240,6 +329,7 @@ def create_app(
             "chain_id": platform.domain.chain_id,
             "pods": len(platform.grid.pods),
             "days": sorted(platform.days),
+            "realtime": sorted(platform.realtime),
         }
 
     return app

@@ -228,3 +228,34 @@ async def test_a_real_time_session_opening_gets_its_requests(
         assert start <= r.mtu_start_s and r.mtu_start_s + r.mtu_count * MTU_S <= start + 16 * MTU_S
     record = platform.realtime[start]
     assert record.assessment is not None and record.assessment.horizon == "real_time"
+
+
+async def test_voltages_and_setpoints(platform: DsoPlatform, pv_case: Scenario) -> None:
+    """What the dashboard's grid view reads: the assessment's voltages per MTU and bus, whose
+    cells outside the limits are exactly the bus violations of the I-10 alert."""
+    app = create_app(platform)
+    day = pv_case.day_s
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://dso"
+    ) as c:
+        v = (await c.get(f"/voltages/{day}")).json()
+        alert = (await c.get("/violations", params={"day_s": day})).json()
+        assert len(v["vm_before_pu"]) == len(v["mtu_start_s"]) == 96
+        assert all(len(row) == len(v["bus_index"]) for row in v["vm_after_pu"])
+        lo, hi = v["vm_min_pu"], v["vm_max_pu"]
+        monitored = {int(x["element"].split(":")[1]) for x in alert["violations"]}
+        outside = {
+            (t, f"bus:{b}")
+            for t, row in zip(v["mtu_start_s"], v["vm_before_pu"], strict=True)
+            for b, x in zip(v["bus_index"], row, strict=True)
+            if x is not None and (x < lo - 1e-5 or x > hi + 1e-5) and b in monitored
+        }
+        buses = {
+            (x["mtu_start_s"], x["element"])
+            for x in alert["violations"]
+            if x["element"].startswith("bus:") and x["excess"] > 1e-5
+        }
+        assert outside == buses and buses
+        rt = await c.get(f"/voltages/{day}", params={"kind": "real_time"})
+        assert rt.status_code == 404 and rt.json()["error"]["code"] == "not_found"
+        assert (await c.get("/setpoints")).json() == []
