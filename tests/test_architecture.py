@@ -25,7 +25,13 @@ FLOOR1 = {
 }
 FLOOR2 = {"node", "flexledger.transport", "flexledger.powerflow", "flexledger.storage"}
 ACTORS = {"lightnode", "scd", "dso", "market", "aggregator", "audit", "sim"}
-FLOOR4 = {"flexledger.cli", "flexledger.stack", "flexledger.report", "flexledger.__main__"}
+FLOOR4 = {
+    "flexledger.cli",
+    "flexledger.stack",
+    "flexledger.report",
+    "flexledger.dashboard",
+    "flexledger.__main__",
+}
 HEAVY = {"pandapower", "simbench", "cvxpy", "power_grid_model", "highspy", "scipy", "fastapi"}
 
 

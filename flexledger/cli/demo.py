@@ -24,7 +24,10 @@ __all__ = ["demo_command"]
 console = Console()
 
 
-async def _run(scenario: Path, home: Path) -> tuple[Any, list[dict[str, Any]], float, float]:
+async def _run(
+    scenario: Path, home: Path, serve: bool = False
+) -> tuple[Any, list[dict[str, Any]], float, float]:
+    from flexledger.stack.audits import record_day_audits
     from flexledger.stack.day import run_day
     from flexledger.stack.services import EmbeddedStack
 
@@ -38,6 +41,11 @@ async def _run(scenario: Path, home: Path) -> tuple[Any, list[dict[str, Any]], f
     ) as progress:
         setup = progress.add_task("set-up", total=1)
         async with EmbeddedStack(scenario, home) as stack:
+            if serve:
+                from flexledger.dashboard import DashboardAuth
+
+                url = await stack.start_dashboard(auth=DashboardAuth.from_env())
+                console.print(f"[bold]dashboard:[/bold] {url}")
             progress.update(setup, completed=1)
             setup_s = time.perf_counter() - t0
             tasks: dict[str, Any] = {}
@@ -51,6 +59,15 @@ async def _run(scenario: Path, home: Path) -> tuple[Any, list[dict[str, Any]], f
             result = await run_day(stack, report)
             day_s = time.perf_counter() - t1
             offers = await _offers(stack)
+            if serve:
+                record_day_audits(stack.audit_store, result)
+        if serve:
+            summary = _finish(result, offers, day_s, setup_s, home)
+            console.print(
+                f"[bold]dashboard:[/bold] {stack.urls.dashboard} — up until Ctrl-C"
+                + ("" if summary["audits"]["all_ok"] else " (an audit failed)")
+            )
+            await asyncio.Event().wait()  # Ctrl-C ends it (and the stack)
     return result, offers, day_s, setup_s
 
 
@@ -99,15 +116,37 @@ def demo_command(
     scenario: Annotated[
         Path, typer.Option(help="Scenario TOML (scenarios/small.toml: ten PODs).")
     ] = Path("scenarios/default.toml"),
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Serve the operator dashboard from the start of the day (its URL is printed) "
+            "and keep it and the services up after the day until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Run a whole market day of a scenario on the embedded default; write the report."""
-    from flexledger.report import write_report
     from flexledger.settings import HomeSettings
 
     home = HomeSettings().home
     _quiet_actors()
     console.rule(f"[bold]flexledger demo[/bold] — one market day of {scenario}")
-    result, offers, day_s, setup_s = asyncio.run(_run(scenario, home))
+    try:
+        result, offers, day_s, setup_s = asyncio.run(_run(scenario, home, serve))
+    except KeyboardInterrupt:
+        console.print("stopped")
+        return
+    summary = _finish(result, offers, day_s, setup_s, home)
+    if not summary["audits"]["all_ok"]:
+        raise typer.Exit(1)
+
+
+def _finish(
+    result: Any, offers: list[dict[str, Any]], day_s: float, setup_s: float, home: Path
+) -> dict[str, Any]:
+    """Write the report and print the summary tables; the summary."""
+    from flexledger.report import write_report
+
     summary = write_report(result, home / "report", offers=offers, total_s=day_s, setup_s=setup_s)
     table = Table(title=f"market day of {summary['scenario']} ({summary['pods']} PODs)")
     for col in ("session", "awards", "orders", "settled", "delivered kWh", "paid EUR", "audits"):
@@ -138,5 +177,4 @@ def demo_command(
         f"settlement {'ok' if a['settlement'] else 'FAIL'}"
     )
     console.print(f"report: {home / 'report' / 'index.html'} and summary.json")
-    if not a["all_ok"]:
-        raise typer.Exit(1)
+    return summary

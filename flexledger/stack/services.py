@@ -44,6 +44,8 @@ class ServiceUrls:
     aggregators: dict[str, str] = field(default_factory=dict)
     mqtt: str = ""
     rpc: str = ""
+    audit: str = ""
+    dashboard: str = ""
 
 
 @dataclass
@@ -326,6 +328,28 @@ class EmbeddedStack:
             self.urls.aggregators[agg.name] = await self._serve(
                 agg.name, create_agg_app(settings, service=service)
             )
+
+    async def start_dashboard(self, *, auth: Any = None) -> str:
+        """The auditor's verdict service (``audit.app``, verdicts in ``home/audit``) and the
+        operator dashboard (``flexledger.dashboard``: public APIs and the chain only) on
+        loopback; the dashboard's URL. ``auth``: a ``DashboardAuth`` (None: no login)."""
+        from audit.app import AuditStore
+        from audit.app import create_app as create_audit_app
+        from flexledger.dashboard import DashboardConfig
+        from flexledger.dashboard import create_app as create_dashboard_app
+
+        self.audit_store = AuditStore(self.home / "audit" / "audits.json")
+        if self.fresh:
+            self.audit_store.path.unlink(missing_ok=True)
+        self.urls.audit = await self._serve("audit", create_audit_app(self.audit_store))
+        config = DashboardConfig.from_urls(
+            self.urls, anchor_address=self.book.address("MeasurementAnchor")
+        )
+        app = create_dashboard_app(config, auth=auth)
+        self.urls.dashboard = await self._serve("dashboard", app)
+        # its event streams end first, else the server would wait for them on shutdown
+        self._stack.push_async_callback(app.state.live.stop)
+        return self.urls.dashboard
 
     async def start_light_nodes(self, *, anchor: str = "concentrator") -> None:
         """One Light Node per POD on the world's meter and BMS, anchoring through the
