@@ -374,7 +374,8 @@ def concentrator_run(
     rpc_url: RpcOpt = None,
     address_book: BookOpt = None,
 ) -> None:
-    """Run a concentrator: check Light Nodes' signed window roots, anchor them in batches."""
+    """Run a concentrator: check Light Nodes' signed window roots, anchor them in batches
+    (SIGUSR1: publish every anchored batch's manifest again)."""
     from flexledger.settings import ConcentratorSettings, HomeSettings
     from flexledger.transport.topics import Topics
     from node.keys import load_account
@@ -431,6 +432,21 @@ async def _concentrator_main(
         domain=Domain(chain_id=book.chain_id, verifying_contract=book.address("FlexRoles")),
         settings=settings,
     )
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def republish() -> None:
+        n = await conc.republish()
+        logging.getLogger("lightnode").info("SIGUSR1: %d batch manifests published again", n)
+
+    def on_usr1() -> None:
+        task = asyncio.create_task(republish())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    # SIGUSR1: publish every anchored batch's manifest again (a day driver whose SCD missed
+    # one asks for it; docs/NOTES-stack.md)
+    with contextlib.suppress(NotImplementedError, AttributeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, on_usr1)
     try:
         await conc.run()
     finally:
