@@ -22,6 +22,7 @@ from flexledger.cli.aggregator import (
 )
 from flexledger.cli.audit import audit_measurements_command, audit_proof_command
 from flexledger.cli.chain import chain_app, deploy_command, devnet_command
+from flexledger.cli.dashboard import serve_audit_command, serve_dashboard_command
 from flexledger.cli.day import day_app
 from flexledger.cli.demo import demo_command
 from flexledger.cli.dso import dso_app, serve_dso_command
@@ -105,6 +106,8 @@ serve_app.command("market")(serve_market_command)
 serve_app.command("aggregator")(serve_aggregator_command)
 serve_app.command("scd")(serve_scd_command)
 serve_app.command("dso")(serve_dso_command)
+serve_app.command("dashboard")(serve_dashboard_command)
+serve_app.command("audit")(serve_audit_command)
 app.add_typer(serve_app, name="serve")
 app.add_typer(dso_app, name="dso")
 app.add_typer(scenario_app, name="scenario")
