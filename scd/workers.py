@@ -65,7 +65,7 @@ from scd.chain import ChainView
 from scd.ingest import MeasurementIngestor
 from scd.stats import IngestStats
 
-__all__ = ["DEVICE_EVENTS", "IngestWorkerPool", "WorkerConfig", "shared_filter"]
+__all__ = ["DEVICE_EVENTS", "IngestWorkerPool", "WorkerConfig", "paho_client", "shared_filter"]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class WorkerConfig:
 # -- the worker process ------------------------------------------------------------------------
 
 
-def _paho_client(url: str, client_id: str, *, clean_session: bool) -> tuple[Any, MqttUrl]:
+def paho_client(url: str, client_id: str, *, clean_session: bool) -> tuple[Any, MqttUrl]:
     """A bare paho client (no asyncio between the socket and the buffer), TCP_NODELAY."""
     import paho.mqtt.client as paho
 
@@ -232,7 +232,7 @@ class _Worker:
         self.results.put(("stored", self.cfg.index, (touched, delta, len(items))))
 
     def run(self) -> None:
-        client, url = _paho_client(self.cfg.mqtt_url, self.cfg.client_id, clean_session=False)
+        client, url = paho_client(self.cfg.mqtt_url, self.cfg.client_id, clean_session=False)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
@@ -526,7 +526,7 @@ class IngestWorkerPool:
         """End the durable sessions of workers that will not come back (a clean-session
         connection replaces a session): the broker would keep queueing their share."""
         for i in indices:
-            client, url = _paho_client(self.mqtt_url, f"{self.client_id}-w{i}", clean_session=True)
+            client, url = paho_client(self.mqtt_url, f"{self.client_id}-w{i}", clean_session=True)
             try:
                 client.connect(url.host, url.port, keepalive=5)
                 client.loop(0.2)  # the CONNACK

@@ -18,6 +18,17 @@ def serve_scd_command(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(envvar="FLEX_SCD_PORT", help="TCP port.")] = 8001,
+    ingest_workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="FLEX_SCD_INGEST_WORKERS",
+            min=1,
+            help="Processes that take measurements from MQTT, verify and store them (default "
+            "1: the SCD's own process). N > 1: N workers behind the MQTT shared subscription "
+            "$share/scd/<root>/pod/+/measure; needs PostgreSQL (FLEX_DB_URL) and a broker with "
+            "shared subscriptions (Mosquitto), else the SCD says so and uses its own process.",
+        ),
+    ] = None,
 ) -> None:
     """Run the SCD (FLEX_DB_URL, FLEX_MQTT_URL, FLEX_RPC_URL, FLEX_ADDRESS_BOOK, FLEX_HOME)."""
     import uvicorn
@@ -28,6 +39,8 @@ def serve_scd_command(
     from scd import ScdService, ScdSettings, create_app
 
     settings = ScdSettings()
+    if ingest_workers is not None:
+        settings.ingest_workers = ingest_workers
     if not settings.mqtt_url:
         console.print("[yellow]FLEX_MQTT_URL is not set: no MQTT ingestion, HTTP API only[/]")
     with open_chain(HomeSettings().home, chain=ChainSettings()) as chain:

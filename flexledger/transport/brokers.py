@@ -111,6 +111,7 @@ class MosquittoProcess:
 
     ``persistence=True`` keeps durable sessions and queued QoS 1 messages across a restart
     (Mosquitto saves them on a clean stop), as a production broker would be configured.
+    ``options``: more ``mosquitto.conf`` lines, e.g. ``{"max_queued_messages": "10000"}``.
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class MosquittoProcess:
         host: str = "127.0.0.1",
         binary: str | None = None,
         persistence: bool = False,
+        options: dict[str, str] | None = None,
     ) -> None:
         found = binary or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         if not Path(found).exists():
@@ -128,6 +130,7 @@ class MosquittoProcess:
         self.host = host
         self.port = port or free_port(host)
         self.persistence = persistence
+        self.options = dict(options or {})
         self._dir = Path(tempfile.mkdtemp(prefix="flex-mosquitto-"))
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -156,6 +159,7 @@ class MosquittoProcess:
             "log_type error",
             "log_type warning",
         ]
+        lines += [f"{key} {value}" for key, value in self.options.items()]
         if os.geteuid() == 0:
             # As root, Mosquitto drops to the 'mosquitto' user, which cannot write our temp dir.
             lines.append("user root")

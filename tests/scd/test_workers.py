@@ -56,9 +56,9 @@ def _rows(service: ScdService) -> tuple[list[Any], int, dict[str, int]]:
         ]
         batches = conn.execute(select(func.count()).select_from(sample_batches)).scalar()
         shards = {
-            str(r.name): int(r.count)
-            for r in conn.execute(select(ingest_counts))
-            if str(r.name).startswith("messages.accepted#")
+            str(name): int(count)
+            for name, count in conn.execute(select(ingest_counts.c.name, ingest_counts.c.count))
+            if str(name).startswith("messages.accepted#")
         }
     return stored, int(batches or 0), shards
 
@@ -166,8 +166,12 @@ async def test_two_workers_store_once_count_once_and_certify(
                 window_root(pod, b),
                 len(b),
             )
-        for pod in (POD_A, POD_B):
-            await eventually(lambda pod=pod: _status(service, pod, window) == "certified")
+        await eventually(
+            lambda: (
+                [_status(service, pod, window) for pod in (POD_A, POD_B)]
+                == ["certified", "certified"]
+            )
+        )
     finally:
         await service.stop()
         service.close()
