@@ -132,6 +132,13 @@ class ScdService:
                 await self._start_workers(workers)
         await self.ingestor.start()
         await self.certifier.start()
+        if self.workers is not None:
+            # the chain's device events so far, in every worker before the first message: a
+            # binding the workers would otherwise each ask the chain for, POD by POD
+            try:
+                await self.certifier.sync()
+            except Exception:
+                log.exception("reading the chain failed; the workers will ask it POD by POD")
         self.started = True
         log.info(
             "SCD started: MQTT %s, chain %d, window %d s, %s",
