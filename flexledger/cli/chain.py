@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -80,6 +81,14 @@ def deploy_command(
     dev_roles: Annotated[
         bool, typer.Option(help="Grant the embedded default's dev keys their roles.")
     ] = True,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="With the dev roles: also bind the scenario's PODs to their Light Node keys "
+            "(dev:ln:POD), register its sensors and fund its FR owners and Light Nodes (what "
+            "the distributed mode needs).",
+        ),
+    ] = None,
 ) -> None:
     """Deploy the contracts (or re-use the deployment already on the chain) and grant roles.
 
@@ -97,7 +106,13 @@ def deploy_command(
     except (ValueError, KeyError, json.JSONDecodeError) as exc:
         raise _fail(str(exc)) from exc
     if the_plan is None and dev_roles:
-        the_plan = dev_plan()
+        if scenario is not None:
+            from flexledger.stack import scenario_plan
+            from sim import World
+
+            the_plan = scenario_plan(World(scenario))
+        else:
+            the_plan = dev_plan()
     with open_chain(HomeSettings().home) as chain:
         book = deploy(chain.w3, deployer, the_plan, book_path=chain.book_path)
     table = Table("contract", "address", title=f"chain {book.chain_id}, block {book.deploy_block}")

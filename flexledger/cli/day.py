@@ -22,7 +22,7 @@ day_app = typer.Typer(help="One market day of a scenario.", no_args_is_help=True
 
 
 async def _run(
-    scenario: Path, home: Path, distributed: bool, keep_database: bool
+    scenario: Path, home: Path, distributed: bool, keep_database: bool, attach: Path | None
 ) -> tuple[Any, list[dict[str, Any]], float, float, str]:
     from flexledger.cli.demo import _offers
     from flexledger.stack.day import run_day
@@ -39,8 +39,8 @@ async def _run(
     ) as progress:
         setup = progress.add_task("set-up", total=1)
         stack: Any = (
-            DistributedStack(scenario, home, drop_database=not keep_database)
-            if distributed
+            DistributedStack(scenario, home, drop_database=not keep_database, attach=attach)
+            if distributed or attach is not None
             else EmbeddedStack(scenario, home)
         )
         async with stack:
@@ -49,8 +49,8 @@ async def _run(
             where = (
                 f"processes logging to {home / 'logs'}"
                 + (f", database {stack.database}" if stack.database else "")
-                if distributed
-                else "one process"
+                if distributed and attach is None
+                else (f"attached to {attach}" if attach is not None else "one process")
             )
             tasks: dict[str, Any] = {}
 
@@ -85,6 +85,15 @@ def day_run_command(
         bool,
         typer.Option(help="--distributed on PostgreSQL: keep the run's database afterwards."),
     ] = True,
+    attach: Annotated[
+        Path | None,
+        typer.Option(
+            help="Drive actors already running (started by hand, README 'Distributed mode'): a "
+            "JSON file {topic_root, scd, market, dso, aggregators: {name: url}}; the chain and "
+            "broker are FLEX_RPC_URL and FLEX_MQTT_URL. A --distributed run writes one in "
+            "FLEX_HOME/services.json.",
+        ),
+    ] = None,
 ) -> None:
     """Run a whole market day of a scenario, embedded or distributed; write the report."""
     from flexledger.cli.demo import _quiet_actors
@@ -93,11 +102,11 @@ def day_run_command(
 
     home = HomeSettings().home.resolve()
     _quiet_actors()
-    mode = "distributed" if distributed else "embedded"
+    mode = "distributed" if distributed or attach is not None else "embedded"
     console.rule(f"[bold]flexledger day run[/bold] — one market day of {scenario} ({mode})")
     try:
         result, offers, day_s, setup_s, where = asyncio.run(
-            _run(scenario, home, distributed, keep_database)
+            _run(scenario, home, distributed, keep_database, attach)
         )
     except KeyboardInterrupt:
         console.print("stopped")

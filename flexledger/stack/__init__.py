@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from web3 import Web3
 
@@ -27,6 +28,7 @@ __all__ = [
     "chain_state_path",
     "dev_plan",
     "open_chain",
+    "scenario_plan",
 ]
 
 log = logging.getLogger(__name__)
@@ -110,3 +112,17 @@ def dev_plan(pods: list[str] | None = None, sensors: list[str] | None = None) ->
         sensors={s: dev_account(f"sensor:{s}").address for s in sensors},
         mint={dev_account(n).address: DEV_PAYER_CENTS for n in ("dso", "tso")},
     )
+
+
+def scenario_plan(world: Any) -> DeployPlan:
+    """``dev_plan`` for a scenario's world: its PODs' Light Node keys and its sensors, with gas
+    for the FR owners (their aggregator grants them their role) and the Light Nodes (direct
+    anchoring)."""
+    from node.keys import dev_account, load_account
+
+    plan = dev_plan(world.pod_codes, world.sensor_ids())
+    for spec in sorted({p.owner for p in world.scenario.pods if p.owner}):
+        plan.fund_wei[load_account(spec).address] = 10**20
+    for pod in world.pod_codes:
+        plan.fund_wei[dev_account(f"ln:{pod}").address] = 10**21
+    return plan

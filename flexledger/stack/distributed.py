@@ -238,6 +238,10 @@ class DistributedStack:
         run_id: names the run's topic root, client ids and database (default: random).
         drop_database: drop the run's database when the stack closes.
         start_s: where the scenario clock starts (default D-1 08:00).
+        attach: a services file (``services.json``, which a started stack writes into
+            ``home``): drive actors already running, started by hand, instead of starting any
+            process; the chain (``FLEX_RPC_URL`` and its address book) and the broker
+            (``FLEX_MQTT_URL``) are the ones they use.
     """
 
     def __init__(
@@ -252,13 +256,15 @@ class DistributedStack:
         drop_database: bool = False,
         start_s: int | None = None,
         fresh: bool = True,
+        attach: Path | None = None,
     ) -> None:
         from sim import World
 
         self.scenario_path = Path(scenario_path).resolve()
         self.home = Path(home).resolve()
-        self.fresh = fresh
-        if fresh:
+        self.attach = json.loads(Path(attach).read_text()) if attach is not None else None
+        self.fresh = fresh and self.attach is None
+        if self.fresh:
             for sub in ("chain", "scd", "market", "dso", "aggregators", "lightnodes", "logs"):
                 shutil.rmtree(self.home / sub, ignore_errors=True)
             (self.home / "addresses.json").unlink(missing_ok=True)
@@ -274,7 +280,8 @@ class DistributedStack:
         self.scenario = self.world.scenario
         self.day_s = self.scenario.day_s
         self.start_s = start_s if start_s is not None else self.day_s - DAY_S + 8 * 3600
-        self.topics = Topics(f"fx{self.run_id}")
+        root = self.attach["topic_root"] if self.attach is not None else f"fx{self.run_id}"
+        self.topics = Topics(root)
         self.urls = ServiceUrls()
         self.processes: dict[str, ServiceProcess] = {}
         self.database: str | None = None
@@ -302,15 +309,55 @@ class DistributedStack:
         await self._stack.aclose()
 
     async def _start(self) -> None:
-        await self._start_chain()
-        await self._start_broker()
-        self._start_database()
-        await self._start_services()
+        if self.attach is not None:
+            await self._attach()
+        else:
+            await self._start_chain()
+            await self._start_broker()
+            self._start_database()
+            await self._start_services()
+            (self.home / "services.json").write_text(json.dumps(self.services(), indent=1))
         await self._follow_world()
+
+    def services(self) -> dict[str, Any]:
+        """Where the actors listen, as ``attach`` reads it."""
+        return {
+            "topic_root": self.topics.root,
+            "scd": self.urls.scd,
+            "market": self.urls.market,
+            "dso": self.urls.dso,
+            "aggregators": self.urls.aggregators,
+        }
+
+    async def _attach(self) -> None:
+        from flexledger.stack import open_chain
+        from node.addressbook import AddressBook
+
+        assert self.attach is not None
+        if not self.rpc_url_given or not self.mqtt_url_given:
+            raise ValueError("attaching to running actors needs FLEX_RPC_URL and FLEX_MQTT_URL")
+        self.chain = self._stack.enter_context(
+            open_chain(self.home, chain=ChainSettings(rpc_url=self.rpc_url_given))
+        )
+        self.book = AddressBook.load(self.chain.book_path)
+        self.contracts = self.chain.contracts()
+        self.domain = self.contracts.roles.domain()
+        self.urls.rpc, self.urls.mqtt = self.chain.rpc_url, self.mqtt_url_given
+        self.urls.scd, self.urls.market = self.attach["scd"], self.attach["market"]
+        self.urls.dso = self.attach["dso"]
+        self.urls.aggregators = dict(self.attach["aggregators"])
+        async with httpx.AsyncClient(timeout=10) as http:
+            for url in (
+                self.urls.scd,
+                self.urls.market,
+                self.urls.dso,
+                *self.urls.aggregators.values(),
+            ):
+                (await http.get(f"{url}/health")).raise_for_status()
 
     async def _start_chain(self) -> None:
         """The chain and the contracts with the scenario's roles (as the embedded stack)."""
-        from flexledger.stack import dev_plan, open_chain
+        from flexledger.stack import open_chain, scenario_plan
         from node.addressbook import AddressBook
         from node.deploy import deploy
 
@@ -318,11 +365,7 @@ class DistributedStack:
         self.chain = self._stack.enter_context(
             open_chain(self.home, fresh=self.fresh, chain=chain_settings)
         )
-        plan = dev_plan(self.world.pod_codes, self.world.sensor_ids())
-        for spec in sorted({p.owner for p in self.scenario.pods if p.owner}):
-            plan.fund_wei[load_account(spec).address] = 10**20
-        for pod in self.world.pod_codes:
-            plan.fund_wei[dev_account(f"ln:{pod}").address] = 10**21
+        plan = scenario_plan(self.world)
         await asyncio.to_thread(
             deploy, self.chain.w3, dev_account("deployer"), plan, book_path=self.chain.book_path
         )
@@ -515,7 +558,10 @@ class DistributedStack:
 
     async def start_light_nodes(self) -> None:
         """The concentrator and one Light Node per POD, each its own process, on the world's
-        meters and BMS over MQTT and its clock, sampling from the delivery day."""
+        meters and BMS over MQTT and its clock, sampling from the delivery day (attached:
+        they were started by hand)."""
+        if self.attach is not None:
+            return
         base = self.home / "lightnodes"
         conc = self._process(
             "concentrator",
