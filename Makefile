@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test demo lint bench compile clean
+.PHONY: help setup test demo distributed lint bench compile clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,9 @@ test: setup ## Run the whole test suite (real anvil, MQTT brokers, SQLite and Po
 
 demo: setup ## Run what exists of the market day on the embedded default
 	$(VENV)/bin/flexledger demo
+
+distributed: setup ## The small day, every actor its own process (on FLEX_RPC_URL, FLEX_DB_URL, FLEX_MQTT_URL if set)
+	$(VENV)/bin/flexledger day run --distributed --scenario scenarios/small.toml
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
