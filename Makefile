@@ -7,10 +7,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.setup-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test demo distributed lint bench compile clean
+.PHONY: help setup setup-test test demo serve-demo distributed lint bench compile clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(STAMP) ## Create .venv, install the project with all extras, install the pinned npm chain tools
 
@@ -21,11 +21,22 @@ $(STAMP): pyproject.toml package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-test: setup ## Run the whole test suite (real anvil, MQTT brokers, SQLite and PostgreSQL)
+setup-test: setup ## Also install Debian's chromium + chromium-driver (the dashboard's browser tests) when missing
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing chromium and chromium-driver (apt)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y --no-install-recommends chromium chromium-driver \
+	  || { apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver; }; \
+	fi
+
+test: setup-test ## Run the whole test suite (real anvil, MQTT brokers, SQLite, PostgreSQL, Chromium)
 	$(VENV)/bin/pytest
 
 demo: setup ## Run what exists of the market day on the embedded default
 	$(VENV)/bin/flexledger demo
+
+serve-demo: setup ## The small market day with the operator dashboard up during and after it (Ctrl-C ends)
+	$(VENV)/bin/flexledger demo --scenario scenarios/small.toml --serve
 
 distributed: setup ## The small day, every actor its own process (on FLEX_RPC_URL, FLEX_DB_URL, FLEX_MQTT_URL if set)
 	$(VENV)/bin/flexledger day run --distributed --scenario scenarios/small.toml

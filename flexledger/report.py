@@ -3,7 +3,8 @@
 Every plot is a matplotlib PNG inlined as base64, so the HTML opens anywhere without its
 folder: the voltage heatmap before and after the DSO's own remedies (day ahead), requests
 against awards per MTU, the day-ahead merit order, delivered against awarded energy per
-settled award, payments, and the audits' status.
+settled award, payments, and the audits' status. Screenshots of the operator dashboard's
+views (``dashboard-*.png`` beside it, as the e2e test's browser saves them) are linked.
 """
 
 from __future__ import annotations
@@ -246,6 +247,17 @@ def write_report(
         else f"<h2>{html.escape(title)}</h2><p>nothing to plot</p>"
         for title, src in plots
     )
+    shots = sorted(out_dir.glob("dashboard-*.png"))
+    if shots:
+        figs += (
+            "<h2>Operator dashboard</h2><p>"
+            + "".join(
+                f"<a href='{html.escape(p.name)}'><img class='shot' src='{html.escape(p.name)}' "
+                f"alt='{html.escape(p.stem)}' title='{html.escape(p.stem)}'></a>"
+                for p in shots
+            )
+            + "</p>"
+        )
     page = _PAGE.format(
         scenario=html.escape(summary["scenario"]),
         pods=summary["pods"],
@@ -270,7 +282,7 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8">
 <title>flexledger market day: {scenario}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px}}
-img{{max-width:100%}}</style></head><body>
+img{{max-width:100%}}img.shot{{width:32%;margin:2px;border:1px solid #ccc}}</style></head><body>
 <h1>flexledger market day — scenario {scenario} ({pods} PODs): {ok}</h1>
 <h2>Sessions</h2><table><tr>{head}</tr>{sessions}</table>
 <h2>Stage timings</h2><table>{timings}</table>

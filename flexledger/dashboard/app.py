@@ -26,7 +26,7 @@ from starlette.responses import StreamingResponse
 from . import views as v
 from .config import VIEWS, DashboardAuth, DashboardConfig, Principal
 from .live import Live
-from .sources import SourceError, Sources
+from .sources import NotStarted, SourceError, Sources
 
 __all__ = ["COOKIE", "create_app"]
 
@@ -112,6 +112,19 @@ def create_app(
         if _wants_json(request):
             return JSONResponse(_error("forbidden", msg), 403)
         return _page_error(request, 403, "forbidden", msg)
+
+    @app.exception_handler(NotStarted)
+    async def _waiting(request: Request, exc: NotStarted) -> Response:
+        if _wants_json(request):
+            return JSONResponse(_error("not_started", exc.message), 404)
+        who = getattr(request.state, "who", None) or Principal("operator")
+        view = request.url.path.strip("/")
+        return templates.TemplateResponse(
+            request,
+            "waiting.html",
+            {"message": exc.message, "service": exc.service, **_nav(who, view),
+             "partial": request.headers.get("x-partial") == "1"},
+        )  # fmt: skip
 
     @app.exception_handler(SourceError)
     async def _source(request: Request, exc: SourceError) -> Response:

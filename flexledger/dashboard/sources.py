@@ -12,7 +12,7 @@ import httpx
 
 from .config import DashboardConfig
 
-__all__ = ["SourceError", "Sources"]
+__all__ = ["NotStarted", "SourceError", "Sources"]
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,13 @@ class SourceError(Exception):
         self.service = service
         self.message = message
         self.status = status
+
+
+class NotStarted(SourceError):
+    """The day has not got that far yet (no session, no POD): a page waits, it is no error."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(service, message, 200)
 
 
 class Sources:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import svg
-from .sources import SourceError, Sources
+from .sources import NotStarted, SourceError, Sources
 
 __all__ = [
     "activation_view",
@@ -68,7 +68,7 @@ def _day_of(sessions: list[dict[str, Any]]) -> int:
     if sessions:
         t = int(sessions[0]["delivery_start_s"])
         return t - t % DAY_S
-    raise SourceError("market", "no market session yet: the day has not started", 404)
+    raise NotStarted("market", "no market session yet: the day has not started")
 
 
 def _pick(sessions: list[dict[str, Any]], sid: str | None) -> dict[str, Any]:
@@ -82,7 +82,7 @@ def _pick(sessions: list[dict[str, Any]], sid: str | None) -> dict[str, Any]:
             return s
     if sessions:
         return sessions[0]
-    raise SourceError("market", "no market session yet: the day has not started", 404)
+    raise NotStarted("market", "no market session yet: the day has not started")
 
 
 def _mtu_labels(start_s: int, n: int) -> list[str]:
@@ -531,7 +531,7 @@ async def ledger_view(src: Sources, pod: str | None) -> dict[str, Any]:
     day = _day_of(sessions)
     pods = [p["pod"] for p in _items(await src.get("scd", "/pods", LIMIT))]
     if not pods:
-        raise SourceError("scd", "no POD registered yet", 404)
+        raise NotStarted("scd", "no POD registered yet")
     if pod is not None and pod not in pods:
         raise SourceError("scd", f"no POD {pod!r}", 404)
     pod = pod or pods[0]

@@ -1,150 +1,22 @@
-"""The whole market day of ``scenarios/small.toml`` (ten PODs) on the embedded default, run
-once for the module: every actor as a service on loopback, a real devnet, broker and SQLite,
-one Light Node per POD on the world's meters. The assertions read what the run left."""
+"""The whole market day of ``scenarios/small.toml`` (ten PODs) on the embedded default (the
+session fixture ``day`` in ``conftest.py``: every actor as a service on loopback, a real devnet,
+broker and SQLite, one Light Node per POD on the world's meters). The assertions read what the
+run left."""
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from flexledger.units import awarded_wh, payment_cents
+from tests.e2e.conftest import SMALL, Day
 
-SMALL = Path(__file__).resolve().parents[2] / "scenarios" / "small.toml"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.timeout(600),
     pytest.mark.skipif(not SMALL.is_file(), reason="scenarios/small.toml not there"),
 ]
-
-
-@dataclass
-class Day:
-    result: Any
-    scenario: Any
-    assessment: Any
-    dso_requests: list[Any]
-    effect: list[dict[str, Any]] = field(default_factory=list)
-    tampered_audit_ok: bool | None = None
-    tampered_window: tuple[str, int] | None = None
-    seen_real_time: set[tuple[str, str]] = field(default_factory=set)
-    home: Path | None = None
-
-
-def _effect(stack: Any, result: Any) -> list[dict[str, Any]]:
-    """Per DSO voltage need with delivered flexibility: the excess at its critical bus in the
-    MTUs of the need, re-assessed on the measured POD powers (the energy per MTU of the
-    meters' 4 s samples, which the SCD certified) and on the same powers without the
-    delivered energy, against what the request's effectiveness factors predict for the
-    delivered kW (excess × effective kW / volume)."""
-    from dso import assess
-    from dso.forecast import GridForecast
-    from flexledger.time import MTU_S
-
-    dso = stack.dso
-    record = dso.days[stack.day_s]
-    fc = record.forecast
-    starts = fc.mtu_start_s
-    measured = {pod: stack.world.mtu_energy_wh(pod).astype(float) * 4 / 1000 for pod in fc.pod_p_kw}
-    delivered_kw: dict[tuple[str, int], float] = {}
-    for s in result.sessions:
-        by_award = {a["award_hash"]: a for a in s.awards}
-        for line in (s.settlement or {}).get("lines", []):
-            o = line["outcome"]["message"]
-            a = by_award.get(o["award_hash"])
-            if a is None or a.get("stage") != "dso":
-                continue
-            sign = 1.0 if a["direction"] == "up" else -1.0
-            key = (o["pod"], int(o["mtu_start_s"]))
-            delivered_kw[key] = delivered_kw.get(key, 0.0) + sign * o["delivered_wh"] * 4 / 1000
-    without = {pod: v.copy() for pod, v in measured.items()}
-    for (pod, t), kw in delivered_kw.items():
-        if pod in without:
-            without[pod][(t - stack.day_s) // MTU_S] += kw  # up: it would have consumed more
-    a_with = assess(dso.grid, GridForecast(starts, measured, fc.background, "day_ahead"))
-    a_without = assess(dso.grid, GridForecast(starts, without, fc.background, "day_ahead"))
-    hi, lo = a_with.limits["vm_max_pu"], a_with.limits["vm_min_pu"]
-    out = []
-    for need in record.assessment.needs:
-        if not need.critical.startswith("bus:") or need.volume_kw <= 0:
-            continue
-        bus = int(need.critical.split(":")[1].split("@")[0])  # "bus:452@<MTU start>"
-        col = int(np.flatnonzero(a_with.bus_index == bus)[0])
-        for k in range(need.mtu_count):
-            t = need.mtu_start_s + k * MTU_S
-            m = (t - stack.day_s) // MTU_S
-            eff_kw = sum(
-                need.factors.get(pod, 0.0) * kw for (pod, tt), kw in delivered_kw.items() if tt == t
-            )
-            if eff_kw * (1 if need.direction == "up" else -1) <= 0:
-                continue
-
-            def excess(a: Any, m: int = m, col: int = col) -> float:
-                v = float(a.vm_before_pu[m, col])
-                return max(v - hi, lo - v, 0.0)
-
-            before, after = excess(a_without), excess(a_with)
-            predicted = min(before, need.worst_excess * abs(eff_kw) / need.volume_kw)
-            out.append(
-                {
-                    "need": need.zone,
-                    "mtu": m,
-                    "effective_kw": eff_kw,
-                    "excess_without": before,
-                    "excess_with": after,
-                    "predicted_reduction": predicted,
-                }
-            )
-    return out
-
-
-@pytest.fixture(scope="module")
-async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
-    from audit import audit_measurements
-    from flexledger.stack.day import run_day
-    from flexledger.stack.services import EmbeddedStack
-    from flexledger.transport import SyncSignedHttpClient
-    from scd.db import samples
-
-    home = tmp_path_factory.mktemp("flexhome")
-    async with EmbeddedStack(SMALL, home) as stack:
-        result = await run_day(stack)
-        record = stack.dso.days[stack.day_s]
-        d = Day(result, stack.scenario, record.assessment, list(record.requests))
-        d.seen_real_time = {
-            (v.kind, v.element)
-            for rt in stack.dso.realtime.values()
-            if rt.assessment is not None
-            for v in rt.assessment.before
-        }
-        d.effect = await asyncio.to_thread(_effect, stack, result)
-        # tamper with one stored sample in the SCD's database: the auditor must see it
-        pod = stack.world.pod_codes[0]
-        t = stack.day_s + 48 * 900
-        with stack.scd_service.engine.begin() as conn:
-            conn.execute(
-                samples.update()
-                .where(samples.c.pod == pod, samples.c.t_s == t + 40)
-                .values(p_w=samples.c.p_w + 1)
-            )
-        with SyncSignedHttpClient(stack.urls.scd, timeout_s=60) as scd:
-            rep = await asyncio.to_thread(
-                audit_measurements,
-                scd,
-                stack.contracts,
-                pods=[pod],
-                from_s=t,
-                to_s=t + 900,
-                from_block=stack.book.deploy_block,
-            )
-        d.tampered_audit_ok = rep.ok
-        d.tampered_window = (pod, t)
-    d.home = home
-    return d
 
 
 def test_the_stated_violations_are_found_day_ahead(day: Day) -> None:

@@ -98,7 +98,7 @@
         const b = proof.batch, w = b.window;
         const head = 10 * 32, off1 = head, off2 = head + 32 * (1 + b.window_proof.length);
         data = sel.verifyBatched + W(b.concentrator) + u(b.batch_id) + W(proof.pod_id) +
-          u(w.window_start_s) + W(w.root) + u(w.sample_count) + W(w.setpoints_hash) +
+          u(w.window_start_s) + W(w.root) + u(w.sample_count) + W(w.setpoints_hash || "0x0") +
           u(off1) + W(leaf) + u(off2) + arr(b.window_proof) + arr(proof.proof);
       } else {
         data = sel.verify + W(proof.pod_id) + u(proof.window_start_s) + W(leaf) + u(4 * 32) + arr(proof.proof);
