@@ -219,3 +219,24 @@ def test_heatmap_marks_violations_and_is_valid_svg() -> None:
 def test_direction_reads_every_serialisation() -> None:
     assert direction(0) == "up" and direction("1") == "down" and direction("Direction.UP") == "up"
     assert direction("down") == "down"
+
+
+def test_the_commands_say_how_to_run_it() -> None:
+    from typer.testing import CliRunner
+
+    from flexledger.cli import app
+    from flexledger.cli.dashboard import _aggregators
+
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    out = runner.invoke(app, ["serve", "dashboard", "--help"], env=env).output
+    for option in ("--market-url", "--scd-url", "--dso-url", "--aggregator-url", "--rpc-url",
+                   "--mqtt-url", "--audit-url", "FLEX_DASHBOARD_AUTH"):  # fmt: skip
+        assert option in out, option
+    assert "--serve" in runner.invoke(app, ["demo", "--help"], env=env).output
+    assert "GET /audits" in runner.invoke(app, ["serve", "audit", "--help"], env=env).output
+    assert _aggregators(["aggregator:1=http://a:1,aggregator:2=http://b:2", "http://c:3"]) == {
+        "aggregator:1": "http://a:1",
+        "aggregator:2": "http://b:2",
+        "aggregator:3": "http://c:3",
+    }
