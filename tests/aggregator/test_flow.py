@@ -113,6 +113,9 @@ async def test_a_day_of_the_aggregator(contracts: FlexContracts, tmp_path: Path)
             # nothing twice, then has nothing left to do
             assert await service.follow_once() == ["DA-1: 1 plans", "DA-1: 1 owners paid"]
             assert await service.follow_once() == []
+            # what a day's driver waits on: the steps following did for the session
+            assert service.steps("DA-1") == {"planned": {"plans": 1}, "paid": {"owners": 1}}
+            assert service.steps("DA-2") == {}
             assert contracts.token.balance_of(owner) - owner_before == paid[0].amount_cents
         finally:
             await service.market.aclose()

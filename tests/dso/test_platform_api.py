@@ -228,6 +228,17 @@ async def test_a_real_time_session_opening_gets_its_requests(
         assert start <= r.mtu_start_s and r.mtu_start_s + r.mtu_count * MTU_S <= start + 16 * MTU_S
     record = platform.realtime[start]
     assert record.assessment is not None and record.assessment.horizon == "real_time"
+    # what a day's driver waits on: the window's own record, not the day's (which the DSO has
+    # too, day ahead), with how many needs its requests were made of
+    app = create_app(platform)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://dso"
+    ) as c:
+        rt = (await c.get("/requests", params={"day_s": start, "kind": "real_time"})).json()
+        assert rt["day_s"] == start and rt["needs"] == len(record.assessment.needs) > 0
+        assert [r["message"]["session_id"] for r in rt["requests"]] == ["rt-1"] * len(posted)
+        later = await c.get("/requests", params={"day_s": start + MTU_S, "kind": "real_time"})
+        assert later.status_code == 404
 
 
 async def test_voltages_and_setpoints(platform: DsoPlatform, pv_case: Scenario) -> None:

@@ -81,3 +81,25 @@ async def test_follow_and_mark_until() -> None:
     assert clock.now_s() == DAY + 12 and clock.pending() == ["sensor"]
     with pytest.raises(ClockStepError):
         await clock.mark_until("stranger", DAY)
+
+
+async def test_advance_paced_lands_on_the_instants_participants_wait_for() -> None:
+    """A driver in another process asks for instants off the step grid (a gate closure 5 min
+    before the hour): the paced clock stops exactly there, never past ``until_s``."""
+    clock = ScenarioClock(DAY, step_s=4)
+    clock.register("day")
+    # nothing moves while the driver has not reported
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(clock.advance_paced(DAY + 3600, 900), 0.05)
+    assert clock.now_s() == DAY
+    driver = asyncio.create_task(clock.sleep_until(DAY + 3300, name="day"))
+    while clock.now_s() < DAY + 3300:
+        await asyncio.wait_for(clock.advance_paced(DAY + 3600, 900), 1)
+    await asyncio.wait_for(driver, 1)
+    # 900 s steps, then the remaining 600 s to the instant asked for; then it holds there
+    assert clock.now_s() == DAY + 3300 and clock.pending() == ["day"]
+    # a finished step asks for the next one; the limit caps the last step
+    await clock.finish("day")
+    assert await asyncio.wait_for(clock.advance_paced(DAY + 3600, 900), 1) == DAY + 3304
+    await clock.mark_until("day", DAY + 10_000)
+    assert await asyncio.wait_for(clock.advance_paced(DAY + 3600, 900), 1) == DAY + 3600
