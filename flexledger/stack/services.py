@@ -378,6 +378,9 @@ class EmbeddedStack:
             self._stack.push_async_callback(self.concentrator.stop)
         settings = LightNodeSettings(
             anchor=anchor,  # type: ignore[arg-type]
+            # fifty simulated gateways share this machine's disk: an fsync per commit each
+            # would cost the day more than all their signing (the agent's default is FULL)
+            buffer_sync="NORMAL",
             health_interval_s=3600.0,
             manifest_retry_s=30.0,
             scd_poll_s=20.0,
