@@ -96,7 +96,9 @@ class EmbeddedStack:
         self.chain: Any = None
         self.contracts: Any = None
         self.book: Any = None
-        self.scd_service: Any = None
+        self.scd_service: Any = None  # FLEX_STACK_SCD=inline only
+        self.scd_process: Any = None
+        self.scd_db_url = ""
         self.dso: Any = None
         self.aggregators: dict[str, Any] = {}
         self.nodes: list[Any] = []
@@ -221,6 +223,51 @@ class EmbeddedStack:
         return c
 
     async def start_scd(self) -> None:
+        """The SCD as a process of its own (``flexledger serve scd``, SQLite under
+        ``home/scd``, log in ``home/logs/scd.log``): it verifies, stores and certifies every
+        4 s sample of the day, work that would otherwise queue behind every other actor on
+        this process's event loop; in its own process it has the machine's other core.
+        ``FLEX_STACK_SCD=inline`` serves it in this process instead."""
+        if os.environ.get("FLEX_STACK_SCD", "process") == "inline":
+            await self._start_scd_inline()
+            return
+        from .distributed import ServiceProcess, _flexledger_command
+
+        home = self.home / "scd"
+        home.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEX_")}
+        env.update(
+            {
+                "FLEX_HOME": str(home),
+                "FLEX_RPC_URL": self.urls.rpc,
+                "FLEX_ADDRESS_BOOK": str(self.chain.book_path),
+                "FLEX_MQTT_URL": self.urls.mqtt,
+                "FLEX_MQTT_CLIENT_ID": unique_client_id("scd", "stack"),
+                "FLEX_TOPIC_ROOT": self.topics.root,
+                "FLEX_CHAIN_POLL_S": "0.2",
+                "FLEX_FLUSH_INTERVAL_S": "0.05",
+                "FLEX_VERIFY_WORKERS": os.environ.get("FLEX_VERIFY_WORKERS", "0"),
+                "FLEX_LOG_LEVEL": os.environ.get("FLEX_LOG_LEVEL", "WARNING"),
+                "COLUMNS": "400",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        proc = ServiceProcess(
+            "scd",
+            [*_flexledger_command(), "serve", "scd", "--port", str(port)],
+            env,
+            self.home / "logs" / "scd.log",
+            health_url=f"http://127.0.0.1:{port}/health",
+        )
+        proc.start()
+        self._stack.push_async_callback(proc.stop)
+        await proc.wait_ready()
+        self.scd_process = proc
+        self.scd_db_url = f"sqlite:///{home / 'scd.sqlite'}"
+        self.urls.scd = f"http://127.0.0.1:{port}"
+
+    async def _start_scd_inline(self) -> None:
         from scd import ScdService, ScdSettings, create_app
 
         settings = ScdSettings(
@@ -240,6 +287,7 @@ class EmbeddedStack:
             settings, contracts=self.contracts, from_block=self.book.deploy_block
         )
         self._stack.callback(self.scd_service.close)
+        self.scd_db_url = f"sqlite:///{self.home / 'scd' / 'scd.sqlite'}"
         self.urls.scd = await self._serve("scd", create_app(service=self.scd_service))
 
     async def start_market(self) -> None:

@@ -239,6 +239,8 @@ def _browse(browser: Browser, url: str, sessions: list[str], pod: str, t_s: int,
 @pytest.fixture(scope="session")
 async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
     """The small day, once per test session (see the module docstring)."""
+    from sqlalchemy import create_engine
+
     from audit import audit_measurements
     from flexledger.cli.demo import _offers
     from flexledger.report import write_report
@@ -302,12 +304,14 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
             d.summary = write_report(result, report, offers=offers, total_s=day_s, setup_s=setup_s)
             d.dashboard = dashboard
             # tamper with one stored sample in the SCD's database: the auditor must see it
-            with stack.scd_service.engine.begin() as conn:
+            scd_db = create_engine(stack.scd_db_url)
+            with scd_db.begin() as conn:
                 conn.execute(
                     samples.update()
                     .where(samples.c.pod == pod, samples.c.t_s == t + 40)
                     .values(p_w=samples.c.p_w + 1)
                 )
+            scd_db.dispose()
             with SyncSignedHttpClient(stack.urls.scd, timeout_s=60) as scd:
                 rep = await asyncio.to_thread(
                     audit_measurements,
