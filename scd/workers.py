@@ -21,7 +21,8 @@ The service process forwards the chain's device events (``DeviceRegistered``,
 
 Each worker keeps a durable MQTT session (``{client_id}-w{i}``): while the SCD is down the broker
 queues each member's share. A member that is not coming back (fewer workers than last time)
-would keep its share queued, so the pool clears the sessions of the next indices at start.
+would keep its share queued, so the pool clears the sessions of the next indices at start. A
+worker that exits on its own is started again (same index, same session) within a second.
 
 Brokers without shared subscriptions (amqtt 0.12 takes the subscription and delivers
 nothing): the pool publishes a probe on a shared topic after the workers subscribed; when no
@@ -334,6 +335,8 @@ class IngestWorkerPool:
         self.flush_interval_s = flush_interval_s
         self.group = group
         self.received = 0  # messages the workers took from the broker
+        self.restarts = 0  # workers started again after they exited on their own
+        self._watch: asyncio.Task[None] | None = None
         self._ctx = multiprocessing.get_context("spawn")
         self._results: Any = None
         self._procs: list[Any] = []
@@ -389,15 +392,7 @@ class IngestWorkerPool:
         self._reader = threading.Thread(target=self._read, name="scd-ingest-results", daemon=True)
         self._reader.start()
         for i in range(self.count):
-            parent, child = self._ctx.Pipe()
-            proc = self._ctx.Process(
-                target=run_worker,
-                args=(self._config(i), child, self._results),
-                name=f"scd-ingest-{i}",
-                daemon=True,
-            )
-            proc.start()
-            child.close()
+            proc, parent = self._spawn(i)
             self._procs.append(proc)
             self._controls.append(parent)
         ok = await asyncio.to_thread(
@@ -412,11 +407,13 @@ class IngestWorkerPool:
             raise RuntimeError(f"ingest workers did not subscribe within {timeout_s} s")
         if probe is None:
             log.warning("SCD ingest workers started without checking shared subscriptions")
+            self._watch = asyncio.create_task(self._watchdog(), name="scd-ingest-watchdog")
             return True
         nonce = secrets.token_hex(8).encode()
         for _ in range(3):
             await probe(f"{self.topic_root}/scd/share-probe", nonce)
             if await asyncio.to_thread(self._wait, lambda: nonce in self._probes, 1.0):
+                self._watch = asyncio.create_task(self._watchdog(), name="scd-ingest-watchdog")
                 log.info(
                     "SCD ingesting in %d worker processes (shared subscription %s)",
                     self.count,
@@ -432,8 +429,41 @@ class IngestWorkerPool:
         await asyncio.to_thread(self._retire, range(self.count))
         return False
 
+    def _spawn(self, index: int) -> tuple[Any, Connection]:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=run_worker,
+            args=(self._config(index), child, self._results),
+            name=f"scd-ingest-{index}",
+            daemon=True,
+        )
+        proc.start()
+        child.close()
+        return proc, parent
+
+    async def _watchdog(self, every_s: float = 1.0) -> None:
+        """A worker that exits on its own is started again with the same index: the same MQTT
+        session, so it gets the share the broker queued for it meanwhile."""
+        while True:
+            await asyncio.sleep(every_s)
+            for i, proc in enumerate(list(self._procs)):
+                if proc.is_alive():
+                    continue
+                log.error("ingest worker %d exited (code %s): starting it again", i, proc.exitcode)
+                self.restarts += 1
+                new, parent = self._spawn(i)
+                with self._control_lock:
+                    old = self._controls[i]
+                    self._procs[i], self._controls[i] = new, parent
+                old.close()
+
     async def stop(self, timeout_s: float = 30.0) -> None:
         """Each worker disconnects, stores what it acknowledged and exits."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         with self._control_lock:
             for conn in self._controls:
                 with contextlib.suppress(OSError, ValueError):

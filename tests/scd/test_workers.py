@@ -172,6 +172,16 @@ async def test_two_workers_store_once_count_once_and_certify(
                 == ["certified", "certified"]
             )
         )
+
+        # a worker that dies is started again on its MQTT session: what the broker queued for
+        # it meanwhile arrives
+        workers = service.workers
+        workers._procs[0].kill()
+        later = sign_each(chain.device(POD_B), POD_B, samples_for(window + 900, range(100, 120)))
+        for p in later:
+            await client.publish(topics.pod_measure(POD_B), p)
+        await eventually(lambda: workers.restarts == 1)
+        await eventually(lambda: ingest_stats(service.engine)["samples_stored"] == 222, 20)
     finally:
         await service.stop()
         service.close()
