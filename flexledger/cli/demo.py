@@ -60,14 +60,15 @@ async def _run(
             day_s = time.perf_counter() - t1
             offers = await _offers(stack)
             if serve:
+                # the services and the dashboard stay up: report now, then wait for Ctrl-C
                 record_day_audits(stack.audit_store, result)
-        if serve:
-            summary = _finish(result, offers, day_s, setup_s, home)
-            console.print(
-                f"[bold]dashboard:[/bold] {stack.urls.dashboard} — up until Ctrl-C"
-                + ("" if summary["audits"]["all_ok"] else " (an audit failed)")
-            )
-            await asyncio.Event().wait()  # Ctrl-C ends it (and the stack)
+                progress.stop()
+                summary = _finish(result, offers, day_s, setup_s, home)
+                console.print(
+                    f"[bold]dashboard:[/bold] {stack.urls.dashboard} — up until Ctrl-C"
+                    + ("" if summary["audits"]["all_ok"] else " (an audit failed)")
+                )
+                await asyncio.Event().wait()  # Ctrl-C cancels this and closes the stack
     return result, offers, day_s, setup_s
 
 

@@ -5,7 +5,7 @@
   window.__flexEvents = [];
   const status = document.getElementById("live-status");
   const view = document.body.dataset.view;
-  let refreshing = false, pending = false, lastRefresh = 0;
+  let refreshing = false, pending = false, lastRefresh = 0, timer = null;
 
   function setCounters(snap) {
     for (const el of document.querySelectorAll("[data-live]")) {
@@ -41,7 +41,10 @@
                                  views: data.views, snapshot: data.snapshot });
       setCounters(data.snapshot);
       if (kind === "update" && view && (data.views || []).includes(view)) {
-        if (Date.now() - lastRefresh > 4000) refresh(); else pending = true;
+        // at most one refresh every 4 s; the last update is never left out
+        const wait = 4000 - (Date.now() - lastRefresh);
+        if (wait <= 0) refresh();
+        else if (!timer) timer = setTimeout(() => { timer = null; refresh(); }, wait);
       }
     };
     es.addEventListener("snapshot", onEvent("snapshot"));
