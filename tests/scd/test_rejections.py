@@ -36,6 +36,7 @@ def _snapshot(service: Any) -> tuple[list[Any], list[Any]]:
         )
 
 
+@pytest.mark.parametrize("ingest_workers", [1, 2])
 async def test_bad_messages_refused_counted_nothing_changes(
     chain: Chain,
     db: Any,
@@ -44,15 +45,21 @@ async def test_bad_messages_refused_counted_nothing_changes(
     window: int,
     client: MqttClient,
     broker_url: str,
+    ingest_workers: int,
 ) -> None:
+    if ingest_workers > 1 and db[0] is None:
+        pytest.skip("ingest workers need PostgreSQL (test_workers checks SQLite's fallback)")
     w3 = chain.w3
     snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
     settings = settings_for(db, tmp_path, topics, broker_url)
-    # PostgreSQL's run verifies in a worker process, SQLite's in the service's thread
+    # PostgreSQL's run verifies in a worker process, SQLite's in the service's thread; with
+    # ingest workers, two processes behind the machine's Mosquitto's shared subscription
     settings.verify_workers = 1 if db[0] is not None else 0
+    settings.ingest_workers = ingest_workers
     service = make_service(chain, settings)
     await service.start()
     assert service.certifier is not None
+    assert (service.workers is not None) == (ingest_workers > 1)
     try:
         device = chain.device(POD)
         good = samples_for(window, range(0, 6))
