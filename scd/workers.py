@@ -283,6 +283,7 @@ def run_worker(cfg: WorkerConfig, control: Connection, results: Any) -> None:
     except Exception:
         results.put(("failed", cfg.index, traceback.format_exc()))
         return
+    results.put(("ready", cfg.index, None))
     try:
         worker.run()
     except Exception:
@@ -344,6 +345,7 @@ class IngestWorkerPool:
         self._control_lock = threading.Lock()
         self._reader: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: set[int] = set()
         self._subscribed: set[int] = set()
         self._probes: list[bytes] = []
         self._stopped: set[int] = set()
@@ -395,8 +397,11 @@ class IngestWorkerPool:
             proc, parent = self._spawn(i)
             self._procs.append(proc)
             self._controls.append(parent)
+        # without the broker (probe None) the workers keep connecting in the background, as
+        # the service's own client does: wait until they are up, not subscribed
+        done = self._subscribed if probe is not None else self._ready
         ok = await asyncio.to_thread(
-            self._wait, lambda: len(self._subscribed) == self.count or bool(self._failed), timeout_s
+            self._wait, lambda: len(done) == self.count or bool(self._failed), timeout_s
         )
         if self._failed:
             index, why = next(iter(self._failed.items()))
@@ -404,9 +409,11 @@ class IngestWorkerPool:
             raise RuntimeError(f"ingest worker {index} failed to start:\n{why}")
         if not ok:
             await self.stop()
-            raise RuntimeError(f"ingest workers did not subscribe within {timeout_s} s")
+            raise RuntimeError(f"ingest workers did not start within {timeout_s} s")
         if probe is None:
-            log.warning("SCD ingest workers started without checking shared subscriptions")
+            log.warning(
+                "SCD ingest workers started without a broker: shared subscriptions not checked"
+            )
             self._watch = asyncio.create_task(self._watchdog(), name="scd-ingest-watchdog")
             return True
         nonce = secrets.token_hex(8).encode()
@@ -444,12 +451,26 @@ class IngestWorkerPool:
     async def _watchdog(self, every_s: float = 1.0) -> None:
         """A worker that exits on its own is started again with the same index: the same MQTT
         session, so it gets the share the broker queued for it meanwhile."""
+        delay = [every_s] * len(self._procs)
+        due = [0.0] * len(self._procs)
         while True:
             await asyncio.sleep(every_s)
             for i, proc in enumerate(list(self._procs)):
                 if proc.is_alive():
+                    if time.monotonic() > due[i] + 60.0:
+                        delay[i] = every_s  # up for a minute: the next exit restarts at once
                     continue
-                log.error("ingest worker %d exited (code %s): starting it again", i, proc.exitcode)
+                if time.monotonic() < due[i]:
+                    continue
+                log.error(
+                    "ingest worker %d exited (code %s): starting it again (after another exit, "
+                    "not before %.0f s)",
+                    i,
+                    proc.exitcode,
+                    delay[i],
+                )
+                due[i] = time.monotonic() + delay[i]
+                delay[i] = min(delay[i] * 2, 30.0)  # one that cannot start is no busy loop
                 self.restarts += 1
                 new, parent = self._spawn(i)
                 with self._control_lock:
@@ -534,7 +555,9 @@ class IngestWorkerPool:
                         self._loop.call_soon_threadsafe(self._stored, touched)
                 continue
             with self._changed:
-                if kind == "subscribed":
+                if kind == "ready":
+                    self._ready.add(index)
+                elif kind == "subscribed":
                     self._subscribed.add(index)
                 elif kind == "probe":
                     self._probes.append(body)

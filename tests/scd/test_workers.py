@@ -219,3 +219,32 @@ async def test_falls_back_to_one_process(
             await service.stop()
             service.close()
             await client.close()
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+async def test_workers_wait_for_a_broker_that_is_down_at_start(
+    chain: Chain, pg: tuple[str | None, str], tmp_path: Path, topics: Topics, window: int
+) -> None:
+    """As the service's own client does, the workers keep connecting in the background."""
+    broker = MosquittoProcess()
+    settings = settings_for(pg, tmp_path, topics, broker.url)
+    settings.ingest_workers = 2
+    settings.mqtt_connect_wait_s = 0.2
+    service = make_service(chain, settings)
+    await service.start()
+    client = None
+    try:
+        workers = service.workers
+        assert workers is not None
+        await broker.start()
+        await eventually(lambda: len(workers._subscribed) == 2, 20)
+        client = await _publisher(broker.url)
+        for p in sign_each(chain.device(POD_A), POD_A, samples_for(window, range(0, 10))):
+            await client.publish(topics.pod_measure(POD_A), p)
+        await eventually(lambda: ingest_stats(service.engine)["samples_stored"] == 10)
+    finally:
+        await service.stop()
+        service.close()
+        if client is not None:
+            await client.close()
+        await broker.__aexit__(None, None, None)
