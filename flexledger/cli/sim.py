@@ -229,7 +229,7 @@ def serve_command(
     mqtt_url: Annotated[
         str, typer.Option(envvar="FLEX_MQTT_URL", help="Broker URL.")
     ] = "mqtt://127.0.0.1:1883",
-    root: Annotated[str, typer.Option(help="MQTT topic root.")] = "flex",
+    root: Annotated[str, typer.Option(envvar="FLEX_TOPIC_ROOT", help="MQTT topic root.")] = "flex",
     chain_id: Annotated[
         int | None, typer.Option(help="EIP-712 domain chain id (to sign sensor readings).")
     ] = None,
