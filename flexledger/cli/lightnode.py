@@ -69,8 +69,6 @@ def _fail(message: str) -> typer.Exit:
 def _chain(rpc_url: str | None, book_path: Path | None) -> tuple[FlexContracts, AddressBook]:
     """The deployment's clients, made without asking the chain anything: an agent must start
     while the chain is down and catch up when it is back."""
-    from web3 import HTTPProvider, Web3
-
     from flexledger.settings import HomeSettings
     from node.addressbook import AddressBook
     from node.contracts import (
@@ -82,6 +80,7 @@ def _chain(rpc_url: str | None, book_path: Path | None) -> tuple[FlexContracts, 
         SettlementClient,
         SettlementTokenClient,
     )
+    from node.devnet import http_web3
 
     if not rpc_url:
         raise _fail("no chain: set FLEX_RPC_URL or --rpc-url (try 'flexledger devnet')")
@@ -89,7 +88,7 @@ def _chain(rpc_url: str | None, book_path: Path | None) -> tuple[FlexContracts, 
     if not path.is_file():
         raise _fail(f"no address book at {path}: run 'flexledger deploy' or pass --address-book")
     book = AddressBook.load(path)
-    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    w3 = http_web3(rpc_url, 30)
     a = book.address
     contracts = FlexContracts(
         roles=FlexRolesClient(w3, a("FlexRoles")),

@@ -78,6 +78,7 @@ def _check(name: str, value: int, bounds: tuple[int, int]) -> None:
 
 
 _KIND_SAMPLE_WORD = KIND_SAMPLE.to_bytes(32, "big")
+_KIND_WINDOW_WORD = KIND_WINDOW.to_bytes(32, "big")
 _WORD = 1 << 256
 
 
@@ -126,11 +127,25 @@ def setpoint_leaf(pod: bytes, setpoint_hash: bytes, received_at: int) -> bytes:
 def window_leaf(
     pod: bytes, window_start: int, root: bytes, sample_count: int, setpoints_hash: bytes
 ) -> bytes:
-    """A device's window root inside a concentrator batch (kind 3)."""
+    """A device's window root inside a concentrator batch (kind 3).
+
+    Packed word by word like :func:`sample_data` (every Light Node rebuilds each batch tree
+    it hears of); ``tests/protocol`` checks the bytes against eth_abi."""
+    _check("window_start", window_start, _UINT64)
+    _check("sample_count", sample_count, (0, 2**32 - 1))
+    for name, word in (("pod", pod), ("root", root), ("setpoints_hash", setpoints_hash)):
+        if len(word) != 32:
+            raise ValueError(f"{name} must be 32 bytes")
     return leaf_hash(
-        encode(
-            ["uint8", "bytes32", "uint64", "bytes32", "uint32", "bytes32"],
-            [KIND_WINDOW, pod, window_start, root, sample_count, setpoints_hash],
+        b"".join(
+            (
+                _KIND_WINDOW_WORD,
+                bytes(pod),
+                window_start.to_bytes(32, "big"),
+                bytes(root),
+                sample_count.to_bytes(32, "big"),
+                bytes(setpoints_hash),
+            )
         )
     )
 

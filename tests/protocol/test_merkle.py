@@ -109,3 +109,22 @@ def test_history_values_hash_is_keccak_of_abi_encode(
         )
     )
     assert msg.values_hash() == want
+
+
+@given(
+    pod=st.binary(min_size=32, max_size=32),
+    start=st.integers(0, 2**64 - 1),
+    root=st.binary(min_size=32, max_size=32),
+    count=st.integers(0, 2**32 - 1),
+    sp=st.binary(min_size=32, max_size=32),
+)
+def test_window_leaf_is_abi_encode(
+    pod: bytes, start: int, root: bytes, count: int, sp: bytes
+) -> None:
+    from flexledger.messages.leaves import KIND_WINDOW, window_leaf
+
+    types = ["uint8", "bytes32", "uint64", "bytes32", "uint32", "bytes32"]
+    want = leaf_hash(encode(types, [KIND_WINDOW, pod, start, root, count, sp]))
+    assert window_leaf(pod, start, root, count, sp) == want
+    with pytest.raises(ValueError):
+        window_leaf(pod, start, root, 2**32, sp)
