@@ -47,6 +47,7 @@ from node.signing import verify_envelope
 
 __all__ = [
     "Anchor",
+    "BatchBook",
     "MeasurementAudit",
     "ScdReader",
     "WindowReport",
@@ -275,7 +276,7 @@ class _Verifier:
         return result
 
 
-class _Batches:
+class BatchBook:
     """Concentrator batches as the auditor checks them: each batch's manifest fetched once
     from the SCD (``GET /batches/{concentrator}/{id}``), its tree rebuilt from the window
     roots it lists and compared with the root on chain; then a window belongs to the batch
@@ -321,7 +322,7 @@ class _Batches:
 
 
 def _window_of_batch(
-    w: dict[str, Any], batches: _Batches, device: str | None
+    w: dict[str, Any], batches: BatchBook, device: str | None
 ) -> tuple[Anchor | None, str]:
     """A concentrator window the SCD reports, checked by the auditor: signed by the POD's
     device, and its leaf one of the batch's whose root is on chain."""
@@ -387,7 +388,7 @@ def audit_measurements(
             {w["pod"] for w in scd_windows} | {p["pod"] for p in scd.get("/pods", {"limit": PAGE})}
         )
     )
-    batches = _Batches(contracts, scd, batch_roots)
+    batches = BatchBook(contracts, scd, batch_roots)
     by_pod: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for w in scd_windows:
         by_pod[w["pod"]].append(w)
@@ -404,7 +405,7 @@ def _audit_pod(
     pod: str,
     window_s: int,
     direct: dict[tuple[bytes, int], Anchor],
-    batches: _Batches,
+    batches: BatchBook,
     scd_windows: list[dict[str, Any]],
     rng: dict[str, Any],
 ) -> list[WindowReport]:

@@ -7,7 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -259,18 +259,93 @@ def balance_command(
 def anchor_command(
     pod: Annotated[str, typer.Argument(help="POD code, e.g. IT001E00000001")],
     window_start: Annotated[int, typer.Argument(help="Window start, seconds since the epoch")],
+    scd_url: Annotated[
+        str,
+        typer.Option(
+            envvar="FLEX_SCD_URL",
+            help="SCD API, asked which concentrator batch holds a window that is not anchored "
+            "on its own (after the demo: served from its SQLite file).",
+        ),
+    ] = "http://127.0.0.1:8001",
 ) -> None:
-    """The anchored root of a POD's measurement window, and the POD's Light Node key."""
+    """The anchored root of a POD's measurement window, and the POD's Light Node key: anchored
+    by its device, or in a concentrator's batch (the batch rebuilt from its manifest and
+    checked against the batch root on chain)."""
     from flexledger.settings import HomeSettings
     from flexledger.stack import open_chain
     from node.ids import id32
 
-    with open_chain(HomeSettings().home) as chain:
+    home = HomeSettings().home
+    with open_chain(home) as chain:
         anchor = chain.contracts().anchor
         root = anchor.window_root(id32(pod), window_start)
         device = anchor.device_of(id32(pod))
         console.print(f"POD {pod}: Light Node key {device or '(none)'}")
-        if root is None:
+        if root is not None:
+            console.print(
+                f"window {_when(window_start)}: root 0x{root.hex()} (anchored by its device)"
+            )
+            return
+        found = _batched_window(chain, home, scd_url, pod, window_start)
+        if found is None:
             console.print(f"window {_when(window_start)}: [yellow]not anchored[/yellow]")
             raise typer.Exit(1)
-        console.print(f"window {_when(window_start)}: root 0x{root.hex()}")
+        console.print(f"window {_when(window_start)}: {found}")
+
+
+def _batched_window(
+    chain: Any, home: Path, scd_url: str, pod: str, window_start: int
+) -> str | None:
+    """Where a concentrator anchored a window, checked against the chain; None when no batch
+    on chain holds it."""
+    from eth_utils import to_checksum_address
+
+    from audit.measurements import BatchBook
+    from flexledger.messages import b32, id32
+    from flexledger.messages.leaves import window_leaf
+    from flexledger.stack.state import served_from_state
+    from flexledger.transport import SyncSignedHttpClient
+    from flexledger.transport.http import ServiceError, ServiceUnreachableError
+
+    with (
+        served_from_state(chain, home, scd=scd_url) as urls,
+        SyncSignedHttpClient(urls.scd or scd_url, timeout_s=30) as scd,
+    ):
+        try:
+            rows = scd.get(
+                "/windows", {"pod": pod, "from_s": window_start, "to_s": window_start + 1}
+            )
+        except (ServiceError, ServiceUnreachableError) as exc:
+            console.print(f"[yellow]the SCD at {scd_url} cannot say which batch holds it: {exc}[/]")
+            return None
+        w = next(
+            (
+                r
+                for r in rows
+                if r.get("anchor") == "concentrator" and r.get("batch_id") is not None
+            ),
+            None,
+        )
+        if w is None or w.get("manifest") is None:
+            return None
+        key = (to_checksum_address(w["concentrator"]), int(w["batch_id"]))
+        leaves = BatchBook(chain.contracts(), scd, {}).leaves(key)
+        m = w["manifest"]["message"]
+        leaf = window_leaf(
+            id32(pod),
+            window_start,
+            b32(m["root"]),
+            int(m["sample_count"]),
+            b32(m["setpoints_hash"]),
+        )
+        if isinstance(leaves, str):
+            return f"[red]{leaves}[/red]"
+        if leaf not in leaves:
+            return (
+                f"[red]the SCD names batch {key[1]} of {key[0]}, whose root on chain does not "
+                "hold it[/red]"
+            )
+        return (
+            f"root {m['root']} ({m['sample_count']} samples), in batch {key[1]} of concentrator "
+            f"{key[0]} (tx {w.get('anchor_tx')}): the batch root on chain holds it"
+        )

@@ -134,3 +134,16 @@ def test_read_commands_work_on_the_state_the_day_left(day: Day) -> None:
         env=env,
     )  # fmt: skip
     assert audit.exit_code == 0 and "2 certified" in audit.output, audit.output
+    # a window the concentrator anchored: found in its batch, the batch root checked on chain
+    anchor = runner.invoke(
+        app,
+        [*home, "chain", "anchor", pod, str(t), "--scd-url", "http://127.0.0.1:9"],
+        env=env,
+    )
+    assert anchor.exit_code == 0, anchor.output
+    assert "the batch root on chain holds it" in anchor.output, anchor.output
+    missing = runner.invoke(
+        app, [*home, "chain", "anchor", pod, str(t + 86_400 * 3), "--scd-url", "http://127.0.0.1:9"],
+        env=env,
+    )  # fmt: skip
+    assert missing.exit_code == 1 and "not anchored" in missing.output, missing.output
