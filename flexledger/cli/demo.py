@@ -113,6 +113,22 @@ def _quiet_actors() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def shipped_scenario(path: Path) -> Path:
+    """``path`` as given when it exists, else the same relative path in the checkout this
+    package runs from (``scenarios/…`` works from any folder); a clear error otherwise."""
+    if path.is_file():
+        return path
+    if not path.is_absolute():
+        shipped = Path(__file__).resolve().parents[2] / path
+        if shipped.is_file():
+            return shipped
+    raise typer.BadParameter(
+        f"no scenario file {path} (nor in the checkout's scenarios/: "
+        "try scenarios/default.toml or scenarios/small.toml)",
+        param_hint="--scenario",
+    )
+
+
 def demo_command(
     scenario: Annotated[
         Path, typer.Option(help="Scenario TOML (scenarios/small.toml: ten PODs).")
@@ -130,6 +146,7 @@ def demo_command(
     from flexledger.settings import HomeSettings
 
     home = HomeSettings().home
+    scenario = shipped_scenario(scenario)
     _quiet_actors()
     console.rule(f"[bold]flexledger demo[/bold] — one market day of {scenario}")
     try:

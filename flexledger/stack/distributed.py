@@ -120,6 +120,19 @@ def drop_database(server_url: str, name: str) -> None:
 # -- processes ---------------------------------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the process that started it dies (Linux
+    ``PR_SET_PDEATHSIG``), so that a driver killed outright leaves no actor behind; elsewhere
+    nothing (the driver's own shutdown still stops every process)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @dataclass
 class ServiceProcess:
     """One actor's process: its command, its log file, its health URL (None: a log line)."""
@@ -147,6 +160,7 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         log.info("%s started (pid %d), log %s", self.name, self.popen.pid, self.log_path)
 
