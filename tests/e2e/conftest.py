@@ -146,11 +146,13 @@ class Browser:
 
     def load(self, url: str) -> dict[str, Any]:
         """Open ``url``; what it shows: its ``data-fig`` figures, error, console entries."""
+        t0 = time.perf_counter()
         self.driver.get(url)
         self.driver.execute_script("return document.readyState")
         time.sleep(0.5)  # the page's script connects its event stream
         return {
             "url": url,
+            "load_s": round(time.perf_counter() - t0, 2),
             "figs": self.driver.execute_script(
                 "const o = {}; for (const e of document.querySelectorAll('[data-fig]'))"
                 " { o[e.dataset.fig] = e.dataset.cents || e.textContent.trim(); } return o;"
@@ -217,8 +219,10 @@ def _browse(browser: Browser, url: str, sessions: list[str], pod: str, t_s: int,
     seen: dict[str, Any] = {}
     for view in VIEWS:
         seen[view] = browser.load(f"{url}/{view}")
+        t0 = time.perf_counter()
         browser.screenshot(out / f"dashboard-{view}.png")
         seen[view]["screenshot"] = f"dashboard-{view}.png"
+        seen[view]["screenshot_s"] = round(time.perf_counter() - t0, 2)
     for sid in sessions:
         seen[f"market?session={sid}"] = browser.load(f"{url}/market?session={sid}")
     seen["missing-session"] = browser.load(f"{url}/market?session=NO-SUCH-SESSION")
@@ -283,6 +287,7 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
             report.mkdir(parents=True, exist_ok=True)
             pod = stack.world.pod_codes[0]
             t = stack.day_s + 48 * 900
+            t2 = time.perf_counter()
             if browser is not None:
                 dashboard["events"] = await asyncio.to_thread(
                     browser.driver.execute_script, "return window.__flexEvents || []"
@@ -300,6 +305,11 @@ async def day(tmp_path_factory: pytest.TempPathFactory) -> Day:
                         report,
                     )
                 )
+            dashboard["timings_s"] = {
+                "setup": round(setup_s, 1),
+                "day": round(day_s, 1),
+                "browser_after_the_day": round(time.perf_counter() - t2, 1),
+            }
             offers = await _offers(stack)
             d.summary = write_report(result, report, offers=offers, total_s=day_s, setup_s=setup_s)
             d.dashboard = dashboard

@@ -32,6 +32,8 @@ def _severe(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_every_view_loads_without_a_console_error(seen: dict[str, Any]) -> None:
+    print("timings (s):", seen["timings_s"])
+    print({k: (v.get("load_s"), v.get("screenshot_s")) for k, v in seen["views"].items()})
     pages = {k: v for k, v in seen["views"].items() if k != "missing-session"}
     assert set(VIEWS) <= set(pages) and any(k.startswith("market?session=") for k in pages)
     for name, page in pages.items():

@@ -31,8 +31,13 @@
     if (pending) { pending = false; setTimeout(refresh, 3000); }
   }
 
-  if (window.EventSource) {
-    const es = new EventSource("/events");
+  // One event stream per page, closed when the page is hidden: a page kept in the
+  // back/forward cache would otherwise hold its connection, and six of them exhaust the
+  // browser's connections to this host (the next navigation then stalls for a minute).
+  let es = null;
+  function connect() {
+    if (!window.EventSource || es) return;
+    es = new EventSource("/events");
     es.onopen = () => { status.textContent = "● live"; status.className = "live ok"; };
     es.onerror = () => { status.textContent = "● reconnecting"; status.className = "live down"; };
     const onEvent = (kind) => (ev) => {
@@ -50,6 +55,9 @@
     es.addEventListener("snapshot", onEvent("snapshot"));
     es.addEventListener("update", onEvent("update"));
   }
+  window.addEventListener("pagehide", () => { if (es) { es.close(); es = null; } });
+  window.addEventListener("pageshow", connect);
+  connect();
 
   // ---- the proof check ------------------------------------------------------------------
   const W = (hex) => hex.replace(/^0x/, "").padStart(64, "0");
