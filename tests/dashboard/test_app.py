@@ -240,3 +240,33 @@ def test_the_commands_say_how_to_run_it() -> None:
         "aggregator:2": "http://b:2",
         "aggregator:3": "http://c:3",
     }
+
+
+async def test_the_event_stream_sends_changes_and_ends_with_the_feed(
+    down_config: DashboardConfig,
+) -> None:
+    """The polling loop's first snapshot (the services are down: it says so) reaches an open
+    stream as an update; stopping the feed ends the stream (the server can shut down)."""
+    import asyncio
+
+    from flexledger.dashboard import Sources
+
+    src = Sources(down_config)
+    feed = Live(src, poll_s=0.1)
+
+    async def connected() -> bool:
+        return False
+
+    stream = feed.stream(ROLE_VIEWS["operator"], connected)
+    assert (await anext(stream)).startswith("retry:")
+    feed.start()
+    try:
+        event = await asyncio.wait_for(anext(stream), 10)
+        assert event.startswith("event: update\ndata: ")
+        data = json.loads(event.split("data: ", 1)[1])
+        assert "market_error" in data["changed"] and data["seq"] == 1
+    finally:
+        await feed.stop()
+        await src.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(stream), 5)
