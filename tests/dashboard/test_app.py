@@ -204,7 +204,7 @@ async def test_the_live_feed_reports_a_down_service(down_config: DashboardConfig
 
 
 def test_heatmap_marks_violations_and_is_valid_svg() -> None:
-    vm = [[1.0, 1.06, None], [0.94, 1.0, 1.01]]
+    vm: list[list[float | None]] = [[1.0, 1.06, None], [0.94, 1.0, 1.01]]
     out = svg.heatmap(vm, ["bus 1", "bus 2", "bus 3"], lo=0.95, hi=1.05, marks={(0, 1), (1, 0)})
     root = ET.fromstring(out)
     viol = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.get("class") == "viol"]
