@@ -38,7 +38,7 @@ from flexledger.messages import (
     h32,
     id32,
 )
-from flexledger.messages.leaves import sample_leaf, window_leaf
+from flexledger.messages.leaves import sample_leaf, window_leaf_of
 from node.contracts import FlexContracts
 from node.eip712 import SignatureError
 from node.events import EventReader
@@ -306,16 +306,7 @@ class BatchBook:
             manifest = BatchManifest.model_validate(body.get("manifest"))
         except Exception as exc:  # the SCD's answer is not trusted: any failure is a finding
             return f"batch {key[1]} of {key[0]}: no usable manifest from the SCD ({exc})"
-        leaves = [
-            window_leaf(
-                id32(e.message.pod),
-                e.message.window_start_s,
-                b32(e.message.root),
-                e.message.sample_count,
-                b32(e.message.setpoints_hash),
-            )
-            for e in manifest.windows
-        ]
+        leaves = [window_leaf_of(e.message) for e in manifest.windows]
         if MerkleTree(leaves).root != root:
             return f"batch {key[1]} of {key[0]}: its windows do not hash to the root on chain"
         return set(leaves)
@@ -341,10 +332,7 @@ def _window_of_batch(
     leaves = batches.leaves(key)
     if isinstance(leaves, str):
         return None, leaves
-    leaf = window_leaf(
-        id32(m.pod), m.window_start_s, b32(m.root), m.sample_count, b32(m.setpoints_hash)
-    )
-    if leaf not in leaves:
+    if window_leaf_of(m) not in leaves:
         return None, "the window is not in the batch root on chain"
     return Anchor(b32(m.root), m.sample_count, b32(m.setpoints_hash), w["anchor_tx"] or "", key), ""
 

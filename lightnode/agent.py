@@ -48,7 +48,7 @@ from pydantic import ValidationError
 
 from flexledger.messages.common import Signed, b32, h32, id32
 from flexledger.messages.leaves import keccak256 as keccak
-from flexledger.messages.leaves import sample_leaf, setpoint_leaf, window_leaf
+from flexledger.messages.leaves import sample_leaf, setpoint_leaf, window_leaf_of
 from flexledger.messages.market import SetPoint
 from flexledger.messages.measurement import (
     CertificationStatus,
@@ -743,16 +743,7 @@ class LightNode:
         try:
             raw = json.loads(payload)
             entries = raw["windows"]
-            leaves = [
-                window_leaf(
-                    id32(m["pod"]),
-                    int(m["window_start_s"]),
-                    b32(m["root"]),
-                    int(m["sample_count"]),
-                    b32(m["setpoints_hash"]),
-                )
-                for m in (e["message"] for e in entries)
-            ]
+            leaves = [window_leaf_of(e["message"]) for e in entries]
             root, batch_id = str(raw["root"]).lower(), int(raw["batch_id"])
             tx_hash, concentrator = raw.get("tx_hash"), raw.get("concentrator_id")
             mine = [

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flexledger.messages.common import b32, id32
 from flexledger.messages.leaves import keccak256 as keccak
-from flexledger.messages.leaves import window_leaf
+from flexledger.messages.leaves import window_leaf_of
 from flexledger.messages.measurement import WindowManifest
 from node.merkle import MerkleTree
 
@@ -43,13 +42,7 @@ def window_tree(
 
 def manifest_window_leaf(manifest: WindowManifest) -> bytes:
     """The kind-3 leaf of a device's signed window root in a concentrator batch."""
-    return window_leaf(
-        id32(manifest.pod),
-        manifest.window_start_s,
-        b32(manifest.root),
-        manifest.sample_count,
-        b32(manifest.setpoints_hash),
-    )
+    return window_leaf_of(manifest)
 
 
 def batch_order(manifests: Sequence[WindowManifest]) -> list[int]:

@@ -44,7 +44,7 @@ from flexledger.messages import (
     h32,
     id32,
 )
-from flexledger.messages.leaves import window_leaf
+from flexledger.messages.leaves import window_leaf_of
 from flexledger.storage import is_postgres
 from flexledger.transport import DecodeError, MqttClient, Topics, decode_payload, encode_payload
 from node.eip712 import SignatureError
@@ -367,18 +367,7 @@ class Certifier:
     def _verify_batch(
         self, conn: Any, row: Any, manifest: BatchManifest
     ) -> tuple[str | None, list[Signed[WindowManifest]]]:
-        leaves = []
-        for env in manifest.windows:
-            m = env.message
-            leaves.append(
-                window_leaf(
-                    id32(m.pod),
-                    m.window_start_s,
-                    b32(m.root),
-                    m.sample_count,
-                    b32(m.setpoints_hash),
-                )
-            )
+        leaves = [window_leaf_of(env.message) for env in manifest.windows]
         if MerkleTree(leaves).root.hex() != row.root.removeprefix("0x"):
             return "the windows do not hash to the anchored batch root", []
         if len(manifest.windows) != row.window_count:

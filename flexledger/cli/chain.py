@@ -301,8 +301,7 @@ def _batched_window(
     from eth_utils import to_checksum_address
 
     from audit.measurements import BatchBook
-    from flexledger.messages import b32, id32
-    from flexledger.messages.leaves import window_leaf
+    from flexledger.messages.leaves import window_leaf_of
     from flexledger.stack.state import served_from_state
     from flexledger.transport import SyncSignedHttpClient
     from flexledger.transport.http import ServiceError, ServiceUnreachableError
@@ -331,13 +330,7 @@ def _batched_window(
         key = (to_checksum_address(w["concentrator"]), int(w["batch_id"]))
         leaves = BatchBook(chain.contracts(), scd, {}).leaves(key)
         m = w["manifest"]["message"]
-        leaf = window_leaf(
-            id32(pod),
-            window_start,
-            b32(m["root"]),
-            int(m["sample_count"]),
-            b32(m["setpoints_hash"]),
-        )
+        leaf = window_leaf_of(m)
         if isinstance(leaves, str):
             return f"[red]{leaves}[/red]"
         if leaf not in leaves:

@@ -9,9 +9,12 @@ The contracts compute the same bytes; ``tests/node`` checks that they agree.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from eth_abi import encode
 from eth_utils import keccak as _eth_keccak
+
+from flexledger.messages.common import b32, id32
 
 
 def _choose_keccak() -> Callable[[bytes], bytes]:
@@ -148,6 +151,17 @@ def window_leaf(
             )
         )
     )
+
+
+def window_leaf_of(m: Any) -> bytes:
+    """The kind-3 leaf of a device-signed window root, from its manifest: a ``WindowManifest``
+    or its plain JSON (``pod``, ``window_start_s``, ``root``, ``sample_count``,
+    ``setpoints_hash``), as a concentrator's batch carries it."""
+    fields = ("pod", "window_start_s", "root", "sample_count", "setpoints_hash")
+    pod, start, root, count, sph = (
+        [m[f] for f in fields] if isinstance(m, dict) else [getattr(m, f) for f in fields]
+    )
+    return window_leaf(id32(pod), int(start), b32(root), int(count), b32(sph))
 
 
 def offer_leaf(offer_hash: bytes) -> bytes:

@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from flexledger.messages import BatchManifest, b32, h32, id32
-from flexledger.messages.leaves import window_leaf
+from flexledger.messages import BatchManifest, h32
+from flexledger.messages.leaves import window_leaf_of
 from flexledger.transport.api import ApiError
 from flexledger.transport.mqtt import decode_payload
 from node.merkle import MerkleTree
@@ -306,16 +306,7 @@ def sample_proof(engine: Engine, window_s: int, *, pod: str, t_s: int) -> dict[s
     }
     if batch is not None and batch.manifest:
         manifest = decode_payload(BatchManifest, batch.manifest)
-        wl = [
-            window_leaf(
-                id32(e.message.pod),
-                e.message.window_start_s,
-                b32(e.message.root),
-                e.message.sample_count,
-                b32(e.message.setpoints_hash),
-            )
-            for e in manifest.windows
-        ]
+        wl = [window_leaf_of(e.message) for e in manifest.windows]
         w_index = next(
             i
             for i, e in enumerate(manifest.windows)

@@ -12,9 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from flexledger.messages import BatchManifest, b32, id32
-from flexledger.messages.leaves import window_leaf
+from flexledger.messages.leaves import window_leaf_of
 from flexledger.transport import MqttClient, Topics
-from lightnode.trees import manifest_window_leaf
 from node.contracts import Window
 from node.merkle import MerkleTree
 from scd.api import create_app
@@ -27,16 +26,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 def _batch(chain: Chain, batch_id: int, windows: list[Any]) -> BatchManifest:
-    leaves = [
-        window_leaf(
-            id32(w.message.pod),
-            w.message.window_start_s,
-            b32(w.message.root),
-            w.message.sample_count,
-            b32(w.message.setpoints_hash),
-        )
-        for w in windows
-    ]
+    leaves = [window_leaf_of(w.message) for w in windows]
     return BatchManifest(
         concentrator=chain.concentrator.address,
         concentrator_id="c1",
@@ -109,7 +99,7 @@ async def test_batch_certifies_its_windows_and_proves_a_sample(
             assert [b["batch_id"] for b in listed.json()] == [b1, b2]
             one = api.get(f"/batches/{chain.concentrator.address}/{b1}").json()
             entries = BatchManifest.model_validate(one["manifest"]).windows
-            rebuilt = MerkleTree([manifest_window_leaf(e.message) for e in entries]).root
+            rebuilt = MerkleTree([window_leaf_of(e.message) for e in entries]).root
             assert rebuilt == chain.c.anchor.batch_root(chain.concentrator.address, b1)
             assert api.get(f"/batches/{chain.concentrator.address}/999999").status_code == 404
             paged = api.get("/samples", params={"pod": PODS[1]}).json()
