@@ -105,7 +105,7 @@ def bars(
     vmax = max((abs(v) for s in series for v in s[2]), default=0.0) or 1.0
     vmin = min((v for s in series for v in s[2]), default=0.0)
     neg = vmin < 0
-    left, top, bottom = 56, 20, 24
+    left, top, bottom = 64, 34, 24  # the legend goes on its own line under the title
     ph = height - top - bottom
     zero = top + (ph / 2 if neg else ph)
     scale = (ph / 2 if neg else ph) / vmax
@@ -116,11 +116,11 @@ def bars(
         f"role='img' aria-label='{escape(title)}'>",
         f"<text x='{left}' y='12' class='t'>{escape(title)}</text>",
         f"<line x1='{left}' x2='{_W - 8}' y1='{zero:.1f}' y2='{zero:.1f}' class='ax'/>",
-        f"<text x='{left - 4}' y='{top + 8}' class='l' text-anchor='end'>{vmax:.4g}</text>",
+        f"<text x='{left - 4}' y='{top + 8}' class='l' text-anchor='end'>{_num(vmax)}</text>",
         f"<text x='{left - 4}' y='{zero:.1f}' class='l' text-anchor='end'>0 {escape(unit)}</text>",
     ]
     b = 0
-    legend_x = left + 7 * len(title) + 24
+    legend_x = float(left)
     for name, colour, values, kind in series:
         if kind == "bar":
             bw = cw / nb
@@ -145,8 +145,8 @@ def bars(
                 "stroke-width='1.6'/>"
             )
         out.append(
-            f"<rect x='{legend_x}' y='4' width='10' height='10' fill='{colour}'/>"
-            f"<text x='{legend_x + 13}' y='13' class='l'>{escape(name)}</text>"
+            f"<rect x='{legend_x:.0f}' y='17' width='10' height='10' fill='{colour}'/>"
+            f"<text x='{legend_x + 13:.0f}' y='26' class='l'>{escape(name)}</text>"
         )
         legend_x += 20 + 6 * len(name)
     if labels:
@@ -158,6 +158,10 @@ def bars(
             )
     out.append("</svg>")
     return "".join(out)
+
+
+def _num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
 
 
 def _lab(labels: Sequence[str] | None, i: int) -> str:
