@@ -78,6 +78,7 @@
   async function fetchProof(pod, t) {
     const err = document.getElementById("proof-error");
     err.textContent = ""; document.getElementById("proof-verdict").textContent = "";
+    document.getElementById("proof-body").hidden = true;  // no stale proof while fetching
     const r = await fetch(`/api/proof?pod=${encodeURIComponent(pod)}&t_s=${t}`);
     const body = await r.json();
     if (!r.ok) { err.textContent = body.error ? body.error.code + ": " + body.error.message : r.status; return; }
