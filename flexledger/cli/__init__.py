@@ -63,6 +63,29 @@ def _root(
         import os
 
         os.environ["FLEX_HOME"] = str(home)
+    _install_task_dump()
+
+
+def _install_task_dump() -> None:
+    """``kill -USR1 <pid>`` prints every asyncio task of a running command and where it
+    waits (on stderr): what a stuck demo or service is waiting for, without stopping it."""
+    import asyncio
+    import signal
+    import sys
+
+    def dump(_sig: int, _frame: object) -> None:
+        loop = asyncio._get_running_loop()
+        if loop is None:
+            print("no asyncio loop is running", file=sys.stderr)
+            return
+        tasks = asyncio.all_tasks(loop)
+        print(f"--- {len(tasks)} asyncio tasks ---", file=sys.stderr)
+        for task in tasks:
+            print(f"{task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+            task.print_stack(limit=8, file=sys.stderr)
+
+    if hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, dump)
 
 
 @app.command("version")
