@@ -10,10 +10,9 @@ before the clock starts, then publish them at QoS 1 to a Mosquitto (``--broker``
 private one on a free port, configured as a deployment should be — ``set_tcp_nodelay true``,
 ``max_queued_messages 10000`` — so that other users of the machine's broker neither load it nor
 make it drop; ``--broker mqtt://127.0.0.1:1883`` for the machine's) as fast as the receiver
-keeps up — together never more than
-``--window`` messages ahead of what the receiver has finished, so that the broker's default
-queue (1,000 messages a client) should never drop anything and the rate measured is the sustained
-one. Four runs, same publishers, same broker:
+keeps up — together never more than ``--window`` messages ahead of what the receiver has
+finished (below Mosquitto's default queue of 1,000 messages a client, the machine broker's), so
+that the rate measured is the sustained one. Four runs, same publishers, same broker:
 
 - ``raw_broker_qos1_per_s``: the baseline of the goal, measured as since the first version of
   this bench: one bare subscriber connection (``raw_subscribers``: 1) with flexledger's
