@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 __all__ = ["day_app"]
 
@@ -96,8 +95,7 @@ def day_run_command(
     ] = None,
 ) -> None:
     """Run a whole market day of a scenario, embedded or distributed; write the report."""
-    from flexledger.cli.demo import _quiet_actors
-    from flexledger.report import write_report
+    from flexledger.cli.demo import _finish, _quiet_actors
     from flexledger.settings import HomeSettings
 
     home = HomeSettings().home.resolve()
@@ -111,30 +109,6 @@ def day_run_command(
     except KeyboardInterrupt:
         console.print("stopped")
         raise typer.Exit(130) from None
-    summary = write_report(result, home / "report", offers=offers, total_s=day_s, setup_s=setup_s)
-    table = Table(title=f"market day of {summary['scenario']} ({summary['pods']} PODs, {where})")
-    for col in ("session", "awards", "orders", "settled", "delivered kWh", "paid EUR", "audits"):
-        table.add_column(col)
-    for s in summary["sessions"]:
-        audits = [s["audit_market_ok"], s["audit_settlement_ok"]]
-        table.add_row(
-            s["session"],
-            str(s["awards"]),
-            str(s["orders"]),
-            str(s["settled_awards"]),
-            f"{s['delivered_wh'] / 1000:.1f}",
-            f"{s['paid_cents'] / 100:.2f}",
-            " ".join("-" if a is None else ("ok" if a else "FAIL") for a in audits),
-        )
-    console.print(table)
-    timings = ", ".join(f"{k} {v:.0f}" for k, v in summary["timings_s"].items())
-    console.print(f"stage timings (s): {timings}; set-up {setup_s:.0f}")
-    a = summary["audits"]
-    console.print(
-        f"windows {summary['windows']}; audits: measurements "
-        f"{'ok' if a['measurements'] else 'FAIL'}, market {'ok' if a['market'] else 'FAIL'}, "
-        f"settlement {'ok' if a['settlement'] else 'FAIL'}"
-    )
-    console.print(f"report: {home / 'report' / 'index.html'} and summary.json")
-    if not a["all_ok"]:
+    summary = _finish(result, offers, day_s, setup_s, home, where)
+    if not summary["audits"]["all_ok"]:
         raise typer.Exit(1)

@@ -160,13 +160,20 @@ def demo_command(
 
 
 def _finish(
-    result: Any, offers: list[dict[str, Any]], day_s: float, setup_s: float, home: Path
+    result: Any,
+    offers: list[dict[str, Any]],
+    day_s: float,
+    setup_s: float,
+    home: Path,
+    where: str = "",
 ) -> dict[str, Any]:
-    """Write the report and print the summary tables; the summary."""
+    """Write the report and print the summary tables; the summary. ``where``: how the actors
+    ran, for the title (``flexledger day run``)."""
     from flexledger.report import write_report
 
     summary = write_report(result, home / "report", offers=offers, total_s=day_s, setup_s=setup_s)
-    table = Table(title=f"market day of {summary['scenario']} ({summary['pods']} PODs)")
+    pods = f"{summary['pods']} PODs" + (f", {where}" if where else "")
+    table = Table(title=f"market day of {summary['scenario']} ({pods})")
     for col in ("session", "awards", "orders", "settled", "delivered kWh", "paid EUR", "audits"):
         table.add_column(col)
     for s in summary["sessions"]:
