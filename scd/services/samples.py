@@ -151,6 +151,15 @@ def sample_columns(
     }
 
 
+def _cursor(after: str, shape: str) -> tuple[str, int]:
+    """A page cursor ``NAME@NUMBER``; 422 when it is not one."""
+    name, _, number = after.partition("@")
+    try:
+        return name, int(number)
+    except ValueError:
+        raise ApiError(422, "invalid", f"after is {shape}") from None
+
+
 def _batch(row: Any, with_manifest: bool) -> dict[str, Any]:
     out: dict[str, Any] = {
         "concentrator": row.concentrator,
@@ -178,11 +187,7 @@ def list_batches(
     if concentrator is not None:
         q = q.where(cb.c.concentrator == concentrator)
     if after is not None:
-        a_conc, _, a_id = after.partition("@")
-        try:
-            bid = int(a_id)
-        except ValueError:
-            raise ApiError(422, "invalid", "after is CONCENTRATOR@BATCH_ID") from None
+        a_conc, bid = _cursor(after, "CONCENTRATOR@BATCH_ID")
         q = q.where(
             (cb.c.concentrator > a_conc) | ((cb.c.concentrator == a_conc) & (cb.c.batch_id > bid))
         )
@@ -244,11 +249,7 @@ def list_windows(
     if status is not None:
         q = q.where(windows.c.status == status)
     if after is not None:
-        a_pod, _, a_start = after.partition("@")
-        try:
-            start = int(a_start)
-        except ValueError:
-            raise ApiError(422, "invalid", "after is POD@window_start_s") from None
+        a_pod, start = _cursor(after, "POD@window_start_s")
         q = q.where(
             (windows.c.pod > a_pod)
             | ((windows.c.pod == a_pod) & (windows.c.window_start_s > start))
