@@ -102,6 +102,12 @@ async def test_batch_certifies_its_windows_and_proves_a_sample(
             rebuilt = MerkleTree([window_leaf_of(e.message) for e in entries]).root
             assert rebuilt == chain.c.anchor.batch_root(chain.concentrator.address, b1)
             assert api.get(f"/batches/{chain.concentrator.address}/999999").status_code == 404
+            after = f"{chain.concentrator.address}@{b1}"
+            assert [b["batch_id"] for b in api.get("/batches", params={"after": after}).json()] == [
+                b2
+            ]
+            bad = api.get("/batches", params={"after": "no-cursor"})
+            assert bad.status_code == 422 and "CONCENTRATOR@BATCH_ID" in bad.text
             paged = api.get("/samples", params={"pod": PODS[1]}).json()
             cols = api.get("/samples/columns", params={"pod": PODS[1], "limit": 5}).json()
             assert cols["seq"] == [s["seq"] for s in paged["samples"]][:5]
