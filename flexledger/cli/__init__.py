@@ -72,6 +72,7 @@ def _install_task_dump() -> None:
     import asyncio
     import signal
     import sys
+    import threading
 
     def dump(_sig: int, _frame: object) -> None:
         loop = asyncio._get_running_loop()
@@ -84,7 +85,8 @@ def _install_task_dump() -> None:
             print(f"{task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
             task.print_stack(limit=8, file=sys.stderr)
 
-    if hasattr(signal, "SIGUSR1"):
+    # only the main thread may set a handler (a test may invoke the CLI from another)
+    if hasattr(signal, "SIGUSR1") and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGUSR1, dump)
 
 
