@@ -32,7 +32,7 @@ setup-test: setup ## Also install Debian's chromium + chromium-driver (the dashb
 test: setup-test ## Run the whole test suite (real anvil, MQTT brokers, SQLite, PostgreSQL, Chromium)
 	$(VENV)/bin/pytest
 
-demo: setup ## Run what exists of the market day on the embedded default
+demo: setup ## Run a whole market day of the default scenario (50 PODs) on the embedded default
 	$(VENV)/bin/flexledger demo
 
 serve-demo: setup ## The small market day with the operator dashboard up during and after it (Ctrl-C ends)
