@@ -7,8 +7,10 @@ own MQTT connection subscribed to ``$share/{group}/{root}/pod/+/measure``: the b
 each message to one member of the group (MQTT 5 shared subscriptions; Mosquitto ≥ 1.6 also
 offers them to MQTT 3.1.1 clients, which is what the workers are). Each worker
 
-- reads with a bare paho client on a thread of its own (it acknowledges a QoS 1 message once
-  it is in the worker's buffer, as the in-process ingestor does),
+- reads with ``MqttReader``, a lean MQTT 3.1.1 subscriber on a thread of its own (every
+  complete packet of a socket read parsed at once, their PUBACKs in one ``send``; it
+  acknowledges a QoS 1 message once it is in the worker's buffer, as the in-process ingestor
+  does),
 - verifies and stores with its own ``MeasurementIngestor`` (coincurve recovery, its own cache
   of device bindings, ``COPY`` into the same PostgreSQL database; ``sample_batches`` ids in its
   own residue class, counters in rows of its own, the primary key deciding between writers),
@@ -66,7 +68,14 @@ from scd.chain import ChainView
 from scd.ingest import MeasurementIngestor
 from scd.stats import IngestStats
 
-__all__ = ["DEVICE_EVENTS", "IngestWorkerPool", "WorkerConfig", "paho_client", "shared_filter"]
+__all__ = [
+    "DEVICE_EVENTS",
+    "IngestWorkerPool",
+    "MqttReader",
+    "WorkerConfig",
+    "paho_client",
+    "shared_filter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +144,211 @@ def paho_client(url: str, client_id: str, *, clean_session: bool) -> tuple[Any, 
     return client, u
 
 
+class MqttReader:
+    """A lean MQTT 3.1.1 subscriber for the ingest workers: one thread, one socket.
+
+    paho handles one packet per ``select``: a few ``recv`` calls to read it, a Python object per
+    message, one ``send`` per PUBACK. This reader takes what the socket has (up to 256 KiB a
+    ``recv``), parses every complete packet in it, hands all its PUBLISHes to ``on_messages`` in
+    one call and only then acknowledges them, every PUBACK of the read in one ``send``: a QoS 1
+    message is acknowledged once it is in the worker's buffer, as before. It reconnects (1-4 s
+    apart) and subscribes again after a lost connection; the session is durable
+    (``clean_session`` False), so the broker keeps the share queued meanwhile.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        client_id: str,
+        subscriptions: list[tuple[str, int]],
+        on_messages: Callable[[list[tuple[str, bytes]]], None],
+        on_subscribed: Callable[[list[int]], None],
+        *,
+        clean_session: bool = False,
+        keepalive: int = 20,
+    ) -> None:
+        self.url = parse_mqtt_url(url)
+        self.client_id = client_id
+        self.subscriptions = subscriptions
+        self.on_messages = on_messages
+        self.on_subscribed = on_subscribed
+        self.clean_session = clean_session
+        self.keepalive = keepalive
+        self._sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pong = False
+
+    # -- packets ------------------------------------------------------------------------------
+    @staticmethod
+    def _packet(first: int, body: bytes) -> bytes:
+        n = len(body)
+        length = bytearray()
+        while True:
+            byte, n = n % 128, n // 128
+            length.append(byte | 0x80 if n else byte)
+            if not n:
+                return bytes([first]) + bytes(length) + body
+
+    @staticmethod
+    def _str(s: str) -> bytes:
+        b = s.encode("utf-8")
+        return len(b).to_bytes(2, "big") + b
+
+    def _connect_packet(self) -> bytes:
+        u = self.url
+        flags = 0x02 if self.clean_session else 0
+        payload = self._str(self.client_id)
+        if u.username:
+            flags |= 0x80
+            payload += self._str(u.username)
+            if u.password is not None:
+                flags |= 0x40
+                payload += self._str(u.password)
+        head = b"\x00\x04MQTT\x04" + bytes([flags]) + self.keepalive.to_bytes(2, "big")
+        return self._packet(0x10, head + payload)
+
+    def _subscribe_packet(self) -> bytes:
+        body = b"\x00\x01" + b"".join(self._str(t) + bytes([q]) for t, q in self.subscriptions)
+        return self._packet(0x82, body)
+
+    # -- the thread ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-reader", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """DISCONNECT and close: once this returns, no message comes in any more."""
+        self._stopping.set()
+        sock = self._sock
+        if sock is not None:
+            with self._send_lock, contextlib.suppress(OSError):
+                sock.sendall(b"\xe0\x00")
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        with self._send_lock:
+            sock.sendall(data)
+
+    def _run(self) -> None:
+        delay = 1.0
+        while not self._stopping.is_set():
+            try:
+                self._session()
+                delay = 1.0
+            except (OSError, ConnectionError, ValueError) as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning(
+                    "MQTT reader %s: %s; reconnecting in %.0f s", self.client_id, exc, delay
+                )
+            finally:
+                sock, self._sock = self._sock, None
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+            if self._stopping.wait(delay):
+                break
+            delay = min(delay * 2, 4.0)
+
+    def _session(self) -> None:
+        u = self.url
+        sock = socket.create_connection((u.host, u.port), timeout=10)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if u.tls:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=u.host)
+        self._sock = sock
+        if self._stopping.is_set():
+            return
+        self._send(sock, self._connect_packet() + self._subscribe_packet())
+        half = max(1.0, self.keepalive / 2)
+        sock.settimeout(half)
+        buf = bytearray()
+        last_sent = time.monotonic()
+        ping_since: float | None = None
+        recv = sock.recv
+        while True:
+            try:
+                data = recv(262144)
+            except TimeoutError:
+                data = None
+            if data is not None:
+                if not data:
+                    if self._stopping.is_set():
+                        return
+                    raise ConnectionError("the broker closed the connection")
+                buf += data
+                acks = self._parse(buf)
+                if acks:
+                    self._send(sock, acks)
+                    last_sent = time.monotonic()
+            now = time.monotonic()
+            if ping_since is not None and now - ping_since > self.keepalive:
+                raise ConnectionError(f"no PINGRESP within {self.keepalive} s")
+            if now - last_sent >= half:
+                self._send(sock, b"\xc0\x00")
+                last_sent = now
+                if ping_since is None:
+                    ping_since = now
+            if self._pong:
+                self._pong = False
+                ping_since = None
+
+    def _parse(self, buf: bytearray) -> bytes:
+        """Handle every complete packet at the start of ``buf`` (removed from it); the PUBACKs
+        to send, concatenated."""
+        msgs: list[tuple[str, bytes]] = []
+        acks: list[bytes] = []
+        pos, end = 0, len(buf)
+        while end - pos >= 2:
+            first = buf[pos]
+            # remaining length: 1-4 bytes, 7 bits each
+            length, shift, i, complete = 0, 0, pos + 1, False
+            while i < end:
+                byte = buf[i]
+                i += 1
+                length |= (byte & 0x7F) << shift
+                if not byte & 0x80:
+                    complete = True
+                    break
+                shift += 7
+                if shift > 21:
+                    raise ValueError("malformed remaining length")
+            if not complete or i + length > end:
+                break
+            kind = first >> 4
+            if kind == 3:  # PUBLISH
+                qos = (first >> 1) & 3
+                tlen = (buf[i] << 8) | buf[i + 1]
+                topic = buf[i + 2 : i + 2 + tlen].decode("utf-8")
+                j = i + 2 + tlen
+                if qos:
+                    if qos != 1:
+                        raise ValueError("a QoS 2 PUBLISH on a QoS 1 subscription")
+                    acks.append(b"\x40\x02" + buf[j : j + 2])
+                    j += 2
+                msgs.append((topic, bytes(buf[j : i + length])))
+            elif kind == 2:  # CONNACK
+                if buf[i + 1] != 0:
+                    raise ConnectionError(f"connection refused (CONNACK return code {buf[i + 1]})")
+            elif kind == 9:  # SUBACK
+                self.on_subscribed(list(buf[i + 2 : i + length]))
+            elif kind == 13:  # PINGRESP
+                self._pong = True
+            pos = i + length
+        del buf[:pos]
+        if msgs:
+            self.on_messages(msgs)
+        return b"".join(acks)
+
+
 class _Worker:
-    """One ingest process: a paho reader thread, a control thread, the flush loop."""
+    """One ingest process: a reader thread (``MqttReader``), a control thread, the flush loop."""
 
     def __init__(self, cfg: WorkerConfig, control: Connection, results: Any) -> None:
         self.cfg = cfg
@@ -172,32 +384,28 @@ class _Worker:
         self._reported: dict[str, int] = {}
         self._subscribed = False
 
-    # paho callbacks (its network thread)
-    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-        if reason.is_failure:
-            log.warning("ingest worker %d: connection refused (%s)", self.cfg.index, reason)
-            return
-        client.subscribe(
-            [(self.cfg.measure_filter, 1), (shared_filter(self.cfg.group, self.cfg.probe_topic), 1)]
-        )
-
-    def _on_subscribe(self, _c: Any, _u: Any, _mid: Any, reasons: Any, _p: Any) -> None:
-        if any(r.is_failure for r in reasons):
-            self.results.put(("failed", self.cfg.index, f"subscription refused: {reasons}"))
+    # the reader thread's callbacks
+    def _on_subscribed(self, codes: list[int]) -> None:
+        if any(c >= 0x80 for c in codes):
+            self.results.put(("failed", self.cfg.index, f"subscription refused: {codes}"))
             return
         if not self._subscribed:
             self._subscribed = True
             self.results.put(("subscribed", self.cfg.index, None))
 
-    def _on_message(self, _c: Any, _u: Any, msg: Any) -> None:
-        topic = msg.topic
-        if topic == self.cfg.probe_topic:
-            self.results.put(("probe", self.cfg.index, bytes(msg.payload)))
-            return
+    def _on_messages(self, msgs: list[tuple[str, bytes]]) -> None:
+        probe = self.cfg.probe_topic
+        for m in msgs:
+            if m[0] == probe:
+                self.results.put(("probe", self.cfg.index, m[1]))
         with self._lock:
-            self._buf.append((topic, msg.payload))
-            full = len(self._buf) >= self.cfg.flush_max
-        if full:
+            was_empty = not self._buf
+            self._buf.extend(m for m in msgs if m[0] != probe)
+            wake = was_empty and bool(self._buf)
+        if wake:
+            # the flush loop takes what arrived (5 ms to let a burst fill the batch) as soon as
+            # it is free: waiting for flush_max or flush_interval_s would bound the rate by the
+            # latency, with the publishers' QoS 1 windows the only thing in flight
             self._wake.set()
 
     def _control_loop(self) -> None:
@@ -233,24 +441,25 @@ class _Worker:
         self.results.put(("stored", self.cfg.index, (touched, delta, len(items))))
 
     def run(self) -> None:
-        client, url = paho_client(self.cfg.mqtt_url, self.cfg.client_id, clean_session=False)
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        # paho's default keeps 20 QoS 1 messages in flight and an unbounded queue; the broker
-        # decides what this client gets in flight (Mosquitto: max_inflight_messages)
-        client.connect_async(url.host, url.port, keepalive=20)
-        client.loop_start()
-        threading.Thread(target=self._control_loop, name="control", daemon=True).start()
         cfg = self.cfg
+        reader = MqttReader(
+            cfg.mqtt_url,
+            cfg.client_id,
+            [(cfg.measure_filter, 1), (shared_filter(cfg.group, cfg.probe_topic), 1)],
+            self._on_messages,
+            self._on_subscribed,
+            clean_session=False,
+            keepalive=20,
+        )
+        reader.start()
+        threading.Thread(target=self._control_loop, name="control", daemon=True).start()
         try:
             while True:
                 self._wake.wait(cfg.flush_interval_s)
                 self._wake.clear()
                 if self._stopping.is_set():
                     # no more messages in: disconnect, then store what was acknowledged
-                    client.disconnect()
-                    client.loop_stop()
+                    reader.stop()
                     while True:
                         with self._lock:
                             items = self._buf[: cfg.flush_max]
