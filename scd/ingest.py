@@ -303,10 +303,7 @@ class MeasurementIngestor:
         """
         verified = self._verified(items)
         for attempt in range(2):
-            with self.engine.connect() as conn:
-                self._load_state(conn, {b.pod for _, b in verified})
-                stored = self._stored(conn, verified, everything=attempt > 0)
-                conn.rollback()
+            stored = self._read_stored(verified, everything=attempt > 0)
             plan = self._plan(verified, stored)
             try:
                 self._commit(plan)
@@ -319,17 +316,42 @@ class MeasurementIngestor:
             return plan.result
         return self._slow_store(verified)
 
-    def _stored(
-        self, conn: Connection, verified: list[tuple[str, VerifiedBatch]], *, everything: bool
+    def _read_stored(
+        self, verified: list[tuple[str, VerifiedBatch]], *, everything: bool
     ) -> dict[tuple[str, int], SampleRow]:
-        """The stored samples among ``verified``'s that the caches cannot rule out (all of
-        them with ``everything``): one query per 2,000 keys."""
+        """``_stored`` on a connection of its own, none when the caches rule everything out
+        (the common case: new samples of known PODs need no read, not even a pool checkout)."""
+        if (
+            not everything
+            and all(b.pod in self._max_seq for _, b in verified)
+            and not self._lookup(verified, everything=False)
+        ):
+            return {}
+        with self.engine.connect() as conn:
+            self._load_state(conn, {b.pod for _, b in verified})
+            stored = self._stored(conn, verified, everything=everything)
+            conn.rollback()
+        return stored
+
+    def _lookup(
+        self, verified: list[tuple[str, VerifiedBatch]], *, everything: bool
+    ) -> list[tuple[str, int]]:
+        """The keys among ``verified``'s that the caches cannot rule out (all with
+        ``everything``)."""
         lookup: list[tuple[str, int]] = []
         for _, b in verified:
             top_seq = self._max_seq[b.pod]
             for s in b.samples:
                 if everything or (s[0] <= top_seq and (b.pod, s[0]) not in self._recent):
                     lookup.append((b.pod, s[0]))
+        return lookup
+
+    def _stored(
+        self, conn: Connection, verified: list[tuple[str, VerifiedBatch]], *, everything: bool
+    ) -> dict[tuple[str, int], SampleRow]:
+        """The stored samples among ``verified``'s that the caches cannot rule out (all of
+        them with ``everything``): one query per 2,000 keys."""
+        lookup = self._lookup(verified, everything=everything)
         stored: dict[tuple[str, int], SampleRow] = {}
         for i in range(0, len(lookup), 2000):
             part = lookup[i : i + 2000]
