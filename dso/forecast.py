@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -311,19 +311,22 @@ class GridForecast:
 
     ``pod_p_kw``: per POD, kW per MTU (load convention); ``background``: every element
     (non-participating load and generation) from :func:`background_forecast`; ``horizon``:
-    ``"day_ahead"`` or ``"real_time"``.
+    ``"day_ahead"`` or ``"real_time"``; ``pod_q_kvar``: per POD whose reactive power was
+    measured, kvar per MTU (load convention) — the others keep their elements' profile Q.
     """
 
     mtu_start_s: NDArray[np.int64]
     pod_p_kw: dict[str, NDArray[np.float64]]
     background: Injections
     horizon: str = "day_ahead"
+    pod_q_kvar: dict[str, NDArray[np.float64]] = field(default_factory=dict)
 
     def injections(self, grid: DsoGrid) -> Injections:
         """The power-flow scenarios: background with each POD's elements replaced by its
         forecast (through its probe)."""
         known = {p: v for p, v in self.pod_p_kw.items() if p in grid.pods}
-        return grid.with_pod_power(self.background, known)
+        q = {p: v for p, v in self.pod_q_kvar.items() if p in grid.pods}
+        return grid.with_pod_power(self.background, known, q)
 
 
 def day_ahead_forecast(

@@ -316,11 +316,15 @@ class DsoGrid:
         return out
 
     def with_pod_power(
-        self, inj: Injections, pod_p_kw: Mapping[str, NDArray[np.float64] | float]
+        self,
+        inj: Injections,
+        pod_p_kw: Mapping[str, NDArray[np.float64] | float],
+        pod_q_kvar: Mapping[str, NDArray[np.float64] | float] | None = None,
     ) -> Injections:
         """``inj`` with each named POD's net active power *set* to ``pod_p_kw`` (kW, load
         convention, per scenario or one value): the POD's own elements' P go to zero and the
-        whole value goes into its probe; reactive power is kept."""
+        whole value goes into its probe. Reactive power is kept, except for the PODs in
+        ``pod_q_kvar`` (kvar, load convention), whose Q is set the same way."""
         values = {k: np.array(v) for k, v in inj.resolved(self.net).items()}
         n = inj.n_scenarios
         for code, p_kw in pod_p_kw.items():
@@ -329,6 +333,12 @@ class DsoGrid:
             values["sgen_p_mw"][:, col.sgens] = 0.0
             values["storage_p_mw"][:, col.storages] = 0.0
             values["sgen_p_mw"][:, col.probe] = -np.broadcast_to(np.asarray(p_kw) / 1e3, (n,))
+        for code, q_kvar in (pod_q_kvar or {}).items():
+            col = self._col(code)
+            values["load_q_mvar"][:, col.loads] = 0.0
+            values["sgen_q_mvar"][:, col.sgens] = 0.0
+            values["storage_q_mvar"][:, col.storages] = 0.0
+            values["sgen_q_mvar"][:, col.probe] = -np.broadcast_to(np.asarray(q_kvar) / 1e3, (n,))
         return Injections(**values, steps=inj.steps)
 
     def with_pod_delta(

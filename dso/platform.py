@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dso.assessment import GridAssessment, assess
 from dso.dispatch import Dispatcher, DispatchError
@@ -60,7 +61,15 @@ from flexledger.messages import (
 from flexledger.powerflow import GridConfig
 from flexledger.protocols import Signer
 from flexledger.scenario import Scenario, SensorSpec
-from flexledger.time import DAY_S, MTU_S, MTUS_PER_DAY, RT_SESSION_MTUS, day_start_s, mtu_start_s
+from flexledger.time import (
+    DAY_S,
+    MTU_S,
+    MTUS_PER_DAY,
+    RT_SESSION_MTUS,
+    SAMPLES_PER_MTU,
+    day_start_s,
+    mtu_start_s,
+)
 from flexledger.transport import MqttClient, SignedHttpClient, Topics
 from flexledger.units import cents_per_mwh
 from node.eip712 import Domain
@@ -181,6 +190,30 @@ class DsoPlatform:
             items = rows.get("items", []) if isinstance(rows, dict) else rows
             measures += [QuarterlyMeasure.model_validate(r) for r in items]
         return PodHistory.from_measures(measures)
+
+    async def fetch_latest_q(self, now_s: int) -> dict[str, tuple[float, float]]:
+        """Each POD's mean active and reactive power (kW, kvar, load convention) over its last
+        MTU of 4 s samples at the SCD (I-04) in the 4 hours before ``now_s`` (the measurements
+        reach the SCD some time after they are taken); PODs with none are left out."""
+        if self.scd is None:
+            return {}
+        end = mtu_start_s(now_s)
+        out: dict[str, tuple[float, float]] = {}
+        for pod in sorted(self.grid.pods):
+            try:
+                page = await self.scd.get(
+                    "/samples/columns",
+                    {"pod": pod, "from_s": end - RT_SESSION_MTUS * MTU_S, "to_s": end},
+                )
+            except Exception as exc:  # the assessment goes on with the profiles' Q
+                log.warning("reactive power of %s: %s", pod, exc)
+                continue
+            p = (page.get("p_w") or [])[-SAMPLES_PER_MTU:]
+            q = (page.get("q_var") or [])[-SAMPLES_PER_MTU:]
+            if q and len(p) == len(q):
+                out[pod] = (float(np.mean(p)) / 1000, float(np.mean(q)) / 1000)
+        log.info("real time from %d: reactive power measured at %d PODs", end, len(out))
+        return out
 
     def forecast_day(
         self, history: PodHistory, day_s: int, *, held_out_days: int = 7
@@ -380,10 +413,18 @@ class DsoPlatform:
         return grid, self.topology.config(grid)
 
     def realtime_forecast(
-        self, now_s: int, latest: dict[str, dict[int, float]], horizon: int = RT_SESSION_MTUS
+        self,
+        now_s: int,
+        latest: dict[str, dict[int, float]],
+        horizon: int = RT_SESSION_MTUS,
+        latest_q: dict[str, tuple[float, float]] | None = None,
     ) -> GridForecast:
         """The next ``horizon`` MTUs from the MTU of ``now_s``: PODs from their day-ahead
-        forecast corrected by ``latest`` (POD → MTU start → kW), the rest from the profiles."""
+        forecast corrected by ``latest`` (POD → MTU start → kW), the rest from the profiles.
+        ``latest_q``: a POD's last measured MTU (kW, kvar): a consuming POD keeps that MTU's
+        tan φ over the forecast P, any other its Q — the quarterly history carries no reactive
+        energy, so without it a POD's Q is its elements' profile Q (a supermarket's air
+        conditioning at cos φ 0.89 is then missing)."""
         now = mtu_start_s(now_s)
         day = day_start_s(now)
         record = self.days.get(day)
@@ -402,7 +443,15 @@ class DsoPlatform:
                 horizon=horizon,
             )
         starts = np.arange(now, now + horizon * MTU_S, MTU_S, dtype=np.int64)
-        return GridForecast(starts, pods, bg, "real_time")
+        q: dict[str, NDArray[np.float64]] = {}
+        for pod, (p_kw, q_kvar) in (latest_q or {}).items():
+            if pod not in pods:
+                continue
+            if p_kw > 1.0:  # a consuming POD: its reactive power follows its load
+                q[pod] = np.where(pods[pod] > 0, pods[pod] * (q_kvar / p_kw), q_kvar)
+            else:
+                q[pod] = np.full(horizon, q_kvar)
+        return GridForecast(starts, pods, bg, "real_time", q)
 
     def estimate_state(self, forecast: GridForecast) -> StateEstimate:
         """WLS state estimate of the first MTU of ``forecast`` from the latest sensor readings,
@@ -416,11 +465,14 @@ class DsoPlatform:
         return self.estimate
 
     def assess_realtime(
-        self, now_s: int, latest: dict[str, dict[int, float]] | None = None
+        self,
+        now_s: int,
+        latest: dict[str, dict[int, float]] | None = None,
+        latest_q: dict[str, tuple[float, float]] | None = None,
     ) -> DayRecord:
         """Scenario 2 steps 1a–5a: real-time forecast of the next 16 MTUs, state estimation
         when there are readings, assessment on the tracked topology."""
-        fc = self.realtime_forecast(now_s, latest or {})
+        fc = self.realtime_forecast(now_s, latest or {}, latest_q=latest_q)
         if self.readings:
             try:
                 self.estimate_state(fc)
@@ -439,6 +491,7 @@ class DsoPlatform:
         """Scenario 2 steps 1a–7a: latest measures from the SCD, real-time assessment, requests
         for the session's MTUs posted."""
         latest: dict[str, dict[int, float]] = {}
+        latest_q: dict[str, tuple[float, float]] = {}
         if self.scd is not None:
             hist = await self.fetch_history(mtu_start_s(now_s) + DAY_S, days=1)
             for pod in self.grid.pods:
@@ -448,7 +501,8 @@ class DsoPlatform:
                     for k, v in enumerate(days)
                     if np.isfinite(v) and day_start_s(now_s) + k * MTU_S < mtu_start_s(now_s)
                 }
-        record = await asyncio.to_thread(self.assess_realtime, now_s, latest)
+            latest_q = await self.fetch_latest_q(now_s)
+        record = await asyncio.to_thread(self.assess_realtime, now_s, latest, latest_q)
         assert record.assessment is not None
         start = int(record.assessment.mtu_start_s[0])
         window = (start, start + RT_SESSION_MTUS * MTU_S)

@@ -84,3 +84,30 @@ def test_realtime_forecast_corrects_by_the_latest_measure() -> None:
     assert rt[0] == pytest.approx(10 + 4 * 0.5)
     assert rt[3] == pytest.approx(10 + 4 * 0.5**4)
     assert realtime_forecast(da, start, now, {}, horizon=4) == pytest.approx([10.0] * 4)
+
+
+def test_measured_reactive_power_replaces_the_profile_q_and_lowers_the_voltage(
+    pv_grid: DsoGrid, history: PodHistory, pv_case: Scenario
+) -> None:
+    """A real-time forecast that knows a POD's measured reactive power puts it in the POD's
+    probe (its elements' profile Q out); an inductive 100 kvar load lowers its bus voltage."""
+    from dso import assess
+    from dso.forecast import GridForecast
+
+    da = day_ahead_forecast(pv_grid, history, pv_case.day_s)
+    pod = sorted(pv_grid.pods)[0]
+    info = pv_grid.pods[pod]
+    with_q = GridForecast(
+        da.mtu_start_s, da.pod_p_kw, da.background, "real_time", {pod: np.full(96, 100.0)}
+    )
+    plain = da.injections(pv_grid).resolved(pv_grid.net)
+    measured = with_q.injections(pv_grid).resolved(pv_grid.net)
+    probe = list(pv_grid.net.sgen.index).index(info.probe)
+    assert np.allclose(measured["sgen_q_mvar"][:, probe], -0.1)
+    loads = [list(pv_grid.net.load.index).index(i) for i in info.loads]
+    assert np.all(measured["load_q_mvar"][:, loads] == 0.0)
+    assert np.array_equal(measured["load_p_mw"], plain["load_p_mw"])  # P untouched
+    a_plain = assess(pv_grid, da)
+    a_q = assess(pv_grid, with_q)
+    col = int(np.flatnonzero(a_plain.bus_index == info.bus)[0])
+    assert np.all(a_q.vm_before_pu[:, col] < a_plain.vm_before_pu[:, col] - 1e-4)
