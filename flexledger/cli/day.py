@@ -23,8 +23,7 @@ day_app = typer.Typer(help="One market day of a scenario.", no_args_is_help=True
 async def _run(
     scenario: Path, home: Path, distributed: bool, keep_database: bool, attach: Path | None
 ) -> tuple[Any, list[dict[str, Any]], float, float, str]:
-    from flexledger.cli.demo import _offers
-    from flexledger.stack.day import run_day
+    from flexledger.cli.demo import day_with_progress
     from flexledger.stack.distributed import DistributedStack
     from flexledger.stack.services import EmbeddedStack
 
@@ -49,19 +48,9 @@ async def _run(
                 f"processes logging to {home / 'logs'}"
                 + (f", database {stack.database}" if stack.database else "")
                 if distributed and attach is None
-                else (f"attached to {attach}" if attach is not None else "one process")
+                else (f"attached to {attach}" if attach is not None else "embedded")
             )
-            tasks: dict[str, Any] = {}
-
-            def report(stage: str, done: float, total: float) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=max(total, 1))
-                progress.update(tasks[stage], completed=done, total=max(total, 1))
-
-            t1 = time.perf_counter()
-            result = await run_day(stack, report)
-            day_s = time.perf_counter() - t1
-            offers = await _offers(stack)
+            result, offers, day_s = await day_with_progress(stack, progress)
     return result, offers, day_s, setup_s, where
 
 

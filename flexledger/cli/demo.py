@@ -28,7 +28,6 @@ async def _run(
     scenario: Path, home: Path, serve: bool = False
 ) -> tuple[Any, list[dict[str, Any]], float, float]:
     from flexledger.stack.audits import record_day_audits
-    from flexledger.stack.day import run_day
     from flexledger.stack.services import EmbeddedStack
 
     t0 = time.perf_counter()
@@ -48,17 +47,7 @@ async def _run(
                 console.print(f"[bold]dashboard:[/bold] {url}")
             progress.update(setup, completed=1)
             setup_s = time.perf_counter() - t0
-            tasks: dict[str, Any] = {}
-
-            def report(stage: str, done: float, total: float) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=max(total, 1))
-                progress.update(tasks[stage], completed=done, total=max(total, 1))
-
-            t1 = time.perf_counter()
-            result = await run_day(stack, report)
-            day_s = time.perf_counter() - t1
-            offers = await _offers(stack)
+            result, offers, day_s = await day_with_progress(stack, progress)
             if serve:
                 # the services and the dashboard stay up: report now, then wait for Ctrl-C
                 record_day_audits(stack.audit_store, result)
@@ -70,6 +59,26 @@ async def _run(
                 )
                 await asyncio.Event().wait()  # Ctrl-C cancels this and closes the stack
     return result, offers, day_s, setup_s
+
+
+async def day_with_progress(
+    stack: Any, progress: Progress
+) -> tuple[Any, list[dict[str, Any]], float]:
+    """Run the day on ``stack`` with a bar per stage; the result, the day-ahead offers and the
+    day's seconds."""
+    from flexledger.stack.day import run_day
+
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, done: float, total: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=max(total, 1))
+        progress.update(tasks[stage], completed=done, total=max(total, 1))
+
+    t1 = time.perf_counter()
+    result = await run_day(stack, report)
+    day_s = time.perf_counter() - t1
+    return result, await _offers(stack), day_s
 
 
 async def _offers(stack: Any) -> list[dict[str, Any]]:
