@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from flexledger.messages import SetPoint
 from flexledger.scenario import load_scenario
 from flexledger.time import DAY_S, MTU_S
+from flexledger.units import Direction
 from sim.grid import base_net
 from sim.history import history_values
 from sim.world import World
@@ -70,7 +71,7 @@ def main() -> None:
             SetPoint(
                 order_hash="0x" + f"{i + 1:064x}",
                 pod=pod,
-                direction=int(g.integers(2)),
+                direction=Direction(int(g.integers(2))),
                 mtu_start_s=world.day_s + mtu * MTU_S,
                 mtu_count=4,
                 power_w=5_000,
