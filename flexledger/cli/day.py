@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = ["day_app"]
 
@@ -23,18 +22,12 @@ day_app = typer.Typer(help="One market day of a scenario.", no_args_is_help=True
 async def _run(
     scenario: Path, home: Path, distributed: bool, keep_database: bool, attach: Path | None
 ) -> tuple[Any, list[dict[str, Any]], float, float, str]:
-    from flexledger.cli.demo import day_with_progress
+    from flexledger.cli.demo import day_with_progress, stage_progress
     from flexledger.stack.distributed import DistributedStack
     from flexledger.stack.services import EmbeddedStack
 
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TextColumn("{task.completed:>6.0f}/{task.total:<6.0f}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with stage_progress() as progress:
         setup = progress.add_task("set-up", total=1)
         stack: Any = (
             DistributedStack(scenario, home, drop_database=not keep_database, attach=attach)

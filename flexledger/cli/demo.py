@@ -31,13 +31,7 @@ async def _run(
     from flexledger.stack.services import EmbeddedStack
 
     t0 = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        TextColumn("{task.completed:>6.0f}/{task.total:<6.0f}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with stage_progress() as progress:
         setup = progress.add_task("set-up", total=1)
         async with EmbeddedStack(scenario, home) as stack:
             if serve:
@@ -59,6 +53,17 @@ async def _run(
                 )
                 await asyncio.Event().wait()  # Ctrl-C cancels this and closes the stack
     return result, offers, day_s, setup_s
+
+
+def stage_progress() -> Progress:
+    """The demo's progress display: a bar per stage with its count and elapsed time."""
+    return Progress(
+        TextColumn("{task.description:<14}"),
+        BarColumn(),
+        TextColumn("{task.completed:>6.0f}/{task.total:<6.0f}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
 
 
 async def day_with_progress(
