@@ -34,7 +34,7 @@ def test_every_stated_violation_is_found(day: Day) -> None:
     """Day ahead or in real time. The supermarket's undervoltage at bus 465 is seen only in
     real time: the quarterly history (I-01) has no reactive energy, so the day-ahead model
     carries the air conditioning's P without its ~100 kvar; the real-time forecast takes each
-    POD's tan φ from its last certified samples (I-04)."""
+    POD's tan φ from its last signed samples at the SCD (I-04)."""
     seen = {(v.kind, v.element) for v in day.assessment.before} | day.seen_real_time
     stated = {(e.kind, e.element) for e in day.scenario.expected}
     assert stated <= seen, f"never found: {sorted(stated - seen)}"
