@@ -327,18 +327,15 @@ class DsoGrid:
         ``pod_q_kvar`` (kvar, load convention), whose Q is set the same way."""
         values = {k: np.array(v) for k, v in inj.resolved(self.net).items()}
         n = inj.n_scenarios
-        for code, p_kw in pod_p_kw.items():
-            col = self._col(code)
-            values["load_p_mw"][:, col.loads] = 0.0
-            values["sgen_p_mw"][:, col.sgens] = 0.0
-            values["storage_p_mw"][:, col.storages] = 0.0
-            values["sgen_p_mw"][:, col.probe] = -np.broadcast_to(np.asarray(p_kw) / 1e3, (n,))
-        for code, q_kvar in (pod_q_kvar or {}).items():
-            col = self._col(code)
-            values["load_q_mvar"][:, col.loads] = 0.0
-            values["sgen_q_mvar"][:, col.sgens] = 0.0
-            values["storage_q_mvar"][:, col.storages] = 0.0
-            values["sgen_q_mvar"][:, col.probe] = -np.broadcast_to(np.asarray(q_kvar) / 1e3, (n,))
+        for unit, given in (("p_mw", pod_p_kw), ("q_mvar", pod_q_kvar or {})):
+            for code, kilo in given.items():
+                col = self._col(code)
+                values[f"load_{unit}"][:, col.loads] = 0.0
+                values[f"sgen_{unit}"][:, col.sgens] = 0.0
+                values[f"storage_{unit}"][:, col.storages] = 0.0
+                values[f"sgen_{unit}"][:, col.probe] = -np.broadcast_to(
+                    np.asarray(kilo) / 1e3, (n,)
+                )
         return Injections(**values, steps=inj.steps)
 
     def with_pod_delta(

@@ -63,7 +63,13 @@ from node.signing import LocalSigner
 
 from .services import ServiceUrls
 
-__all__ = ["DistributedStack", "ServiceProcess", "create_database", "drop_database"]
+__all__ = [
+    "DistributedStack",
+    "ServiceProcess",
+    "actor_env",
+    "create_database",
+    "drop_database",
+]
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +137,29 @@ def _die_with_parent() -> None:
     pr_set_pdeathsig = 1
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def actor_env(home: Path, urls: ServiceUrls, book: Path, topic_root: str) -> dict[str, str]:
+    """An actor process's environment, as a user would export it: this one's without its
+    ``FLEX_*`` variables, then the actor's home, the chain, the address book, the broker and
+    the topic root (under each service's name for it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEX_")}
+    env.update(
+        {
+            "FLEX_HOME": str(home),
+            "FLEX_RPC_URL": urls.rpc,
+            "FLEX_ADDRESS_BOOK": str(book),
+            "FLEX_MQTT_URL": urls.mqtt,
+            "FLEX_TOPIC_ROOT": topic_root,
+            "FLEX_MQTT_ROOT": topic_root,
+            "FLEX_DSO_TOPIC_ROOT": topic_root,
+            "FLEX_MQTT_CLIENT_PREFIX": topic_root,
+            "FLEX_LOG_LEVEL": os.environ.get("FLEX_LOG_LEVEL", "INFO"),
+            "COLUMNS": "240",  # one log record, one line
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
 
 
 @dataclass
@@ -409,23 +438,7 @@ class DistributedStack:
 
     def _env(self, name: str, **extra: str) -> dict[str, str]:
         """The process's environment: only what it needs, as a user would export it."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEX_")}
-        env.update(
-            {
-                "FLEX_HOME": str(self.home / name),
-                "FLEX_RPC_URL": self.urls.rpc,
-                "FLEX_ADDRESS_BOOK": str(self.chain.book_path),
-                "FLEX_MQTT_URL": self.urls.mqtt,
-                # the services' names for the topic root
-                "FLEX_TOPIC_ROOT": self.topics.root,
-                "FLEX_MQTT_ROOT": self.topics.root,
-                "FLEX_DSO_TOPIC_ROOT": self.topics.root,
-                "FLEX_MQTT_CLIENT_PREFIX": self.topics.root,
-                "FLEX_LOG_LEVEL": os.environ.get("FLEX_LOG_LEVEL", "INFO"),
-                "COLUMNS": "240",  # one log record, one line
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
+        env = actor_env(self.home / name, self.urls, self.chain.book_path, self.topics.root)
         if self.db_url:
             env["FLEX_DB_URL"] = self.db_url
         env.update(extra)

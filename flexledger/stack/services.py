@@ -96,7 +96,6 @@ class EmbeddedStack:
         self.chain: Any = None
         self.contracts: Any = None
         self.book: Any = None
-        self.scd_service: Any = None  # FLEX_STACK_SCD=inline only
         self.scd_process: Any = None
         self.scd_db_url = ""
         self.dso: Any = None
@@ -226,31 +225,20 @@ class EmbeddedStack:
         """The SCD as a process of its own (``flexledger serve scd``, SQLite under
         ``home/scd``, log in ``home/logs/scd.log``): it verifies, stores and certifies every
         4 s sample of the day, work that would otherwise queue behind every other actor on
-        this process's event loop; in its own process it has the machine's other core.
-        ``FLEX_STACK_SCD=inline`` serves it in this process instead."""
-        if os.environ.get("FLEX_STACK_SCD", "process") == "inline":
-            await self._start_scd_inline()
-            return
-        from .distributed import ServiceProcess, _flexledger_command
+        this process's event loop; in its own process it has the machine's other core."""
+        from .distributed import ServiceProcess, _flexledger_command, actor_env
 
         home = self.home / "scd"
         home.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("FLEX_")}
+        env = actor_env(home, self.urls, self.chain.book_path, self.topics.root)
         env.update(
             {
-                "FLEX_HOME": str(home),
-                "FLEX_RPC_URL": self.urls.rpc,
-                "FLEX_ADDRESS_BOOK": str(self.chain.book_path),
-                "FLEX_MQTT_URL": self.urls.mqtt,
                 "FLEX_MQTT_CLIENT_ID": unique_client_id("scd", "stack"),
-                "FLEX_TOPIC_ROOT": self.topics.root,
                 "FLEX_CHAIN_POLL_S": "0.2",
                 "FLEX_FLUSH_INTERVAL_S": "0.05",
                 "FLEX_VERIFY_WORKERS": os.environ.get("FLEX_VERIFY_WORKERS", "0"),
                 "FLEX_LOG_LEVEL": os.environ.get("FLEX_LOG_LEVEL", "WARNING"),
-                "COLUMNS": "400",
-                "PYTHONUNBUFFERED": "1",
             }
         )
         proc = ServiceProcess(
@@ -266,29 +254,6 @@ class EmbeddedStack:
         self.scd_process = proc
         self.scd_db_url = f"sqlite:///{home / 'scd.sqlite'}"
         self.urls.scd = f"http://127.0.0.1:{port}"
-
-    async def _start_scd_inline(self) -> None:
-        from scd import ScdService, ScdSettings, create_app
-
-        settings = ScdSettings(
-            home=self.home / "scd",
-            db_url=None,
-            mqtt_url=self.urls.mqtt,
-            mqtt_client_id=unique_client_id("scd", "stack"),
-            topic_root=self.topics.root,
-            rpc_url=self.urls.rpc,
-            address_book=self.chain.book_path,
-            chain_poll_s=0.2,
-            flush_interval_s=0.05,
-            verify_workers=int(os.environ.get("FLEX_VERIFY_WORKERS", "1")),
-        )
-        (self.home / "scd").mkdir(parents=True, exist_ok=True)
-        self.scd_service = ScdService.from_settings(
-            settings, contracts=self.contracts, from_block=self.book.deploy_block
-        )
-        self._stack.callback(self.scd_service.close)
-        self.scd_db_url = f"sqlite:///{self.home / 'scd' / 'scd.sqlite'}"
-        self.urls.scd = await self._serve("scd", create_app(service=self.scd_service))
 
     async def start_market(self) -> None:
         from market.app import create_app

@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.e2e.checks import assert_dso_served_before_tso
+
 SMALL = Path(__file__).resolve().parents[2] / "scenarios" / "small.toml"
 PG_URL = os.environ.get("FLEX_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 MQTT_URL = os.environ.get("FLEX_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
@@ -149,12 +151,7 @@ def test_dso_requests_were_posted_and_served_before_tso(run: Run) -> None:
     da = run.result.sessions[0]
     assert da.session_id == "DA" and da.awards, "the day-ahead session has awards"
     assert any(a.get("stage") == "dso" for a in da.awards)
-    for s in run.result.sessions:
-        if s.audit_market is None:
-            continue
-        checks = [f for f in s.audit_market.get("findings", []) if "TSO" in str(f)]
-        assert checks, s.audit_market
-        assert all(f.get("ok", True) for f in checks if isinstance(f, dict)), checks
+    assert_dso_served_before_tso(run.result.sessions)
 
 
 def test_orders_reached_the_light_nodes(run: Run) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flexledger.units import awarded_wh, payment_cents
+from tests.e2e.checks import assert_dso_served_before_tso
 from tests.e2e.conftest import SMALL, Day
 
 pytestmark = [
@@ -51,12 +52,7 @@ def test_requests_are_located_at_them(day: Day) -> None:
 
 
 def test_dso_served_before_tso(day: Day) -> None:
-    for s in day.result.sessions:
-        if s.audit_market is None:
-            continue
-        checks = [f for f in s.audit_market.get("findings", []) if "TSO" in str(f)]
-        assert checks, s.audit_market
-        assert all(f.get("ok", True) for f in checks if isinstance(f, dict)), checks
+    assert_dso_served_before_tso(day.result.sessions)
 
 
 def test_activation_reduces_the_targeted_violations(day: Day) -> None:
